@@ -1,0 +1,51 @@
+# Every target sets itself up on a fresh machine: `make demo` and `make test` need nothing else.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# torch's CPU build lies on the machine's disk; a bare `torch` requirement resolved by pip on its
+# own would pull a multi-GB CUDA build, so torch is always installed first and pinned here.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.skastro-installed
+BROWSER_STAMP := $(VENV)/.skastro-browser
+PYTEST_ARGS ?=
+
+.PHONY: install demo test bench lint format docs clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	@# escnn's dependency py3nj compiles Fortran code.
+	@command -v gfortran >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq gfortran; }
+	@[ -x $(PY) ] || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip wheel setuptools
+	$(PIP) install -q $(TORCH_SPEC)
+	$(PIP) install -q -e ".[dev,explorer]"
+	@touch $@
+
+# Headless Chromium for the explorer's browser tests: Debian's packages, no browser download.
+$(BROWSER_STAMP):
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver; }
+	@touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/skastro demo --out demo_output
+
+test: $(STAMP) $(BROWSER_STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check skastro tests benchmarks examples
+	$(VENV)/bin/ruff format --check skastro tests benchmarks examples
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix skastro tests benchmarks examples
+	$(VENV)/bin/ruff format skastro tests benchmarks examples
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache demo_output

@@ -1,0 +1,43 @@
+"""Batched torch augmentations for training views.
+
+Geometric augmentations act on a whole batch at once, each image with its own random draw.
+Exact symmetries (90-degree rotations, flips) are done by indexing; continuous ones (any angle,
+scale, shear, perspective, blur) use kornia, a well-kept differentiable image library, rather
+than hand-written warps.
+"""
+
+import torch
+
+__all__ = ["random_dihedral"]
+
+
+def random_dihedral(X):
+    """Apply one of the 8 symmetries of the square to each image, drawn independently.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (b, C, H, W)
+
+    Returns
+    -------
+    torch.Tensor of shape (b, C, H, W)
+        Rotated/flipped copies (square images), or only flipped copies (non-square images,
+        where a 90-degree rotation would change the shape).
+
+    Examples
+    --------
+    >>> X = torch.arange(8.0).reshape(2, 1, 2, 2)
+    >>> random_dihedral(X).shape
+    torch.Size([2, 1, 2, 2])
+    """
+    b, _, h, w = X.shape
+    device = X.device
+    flip_h = torch.rand(b, device=device) < 0.5
+    flip_v = torch.rand(b, device=device) < 0.5
+    X = torch.where(flip_h.view(-1, 1, 1, 1), X.flip(-1), X)
+    X = torch.where(flip_v.view(-1, 1, 1, 1), X.flip(-2), X)
+    if h == w:
+        # flips + a transpose generate the whole dihedral group D4
+        transpose = torch.rand(b, device=device) < 0.5
+        X = torch.where(transpose.view(-1, 1, 1, 1), X.transpose(-1, -2), X)
+    return X

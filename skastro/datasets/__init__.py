@@ -1,0 +1,1 @@
+from ._disks import make_disks

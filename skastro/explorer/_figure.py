@@ -1,0 +1,270 @@
+"""The scatter figure shared by the web app and the HTML export.
+
+A categorical colouring (clusters, labels, a metadata column with few values) gets one trace
+per category, so plotly's legend isolates a class with a double click and hides one with a
+click; a continuous column gets a single trace with a colour bar. 2-D views use ``scattergl``
+(WebGL), which draws 50,000 points where SVG would crawl.
+"""
+
+import numpy as np
+import pandas as pd
+
+# Enough distinct colours for typical cluster counts; beyond that colours repeat.
+_PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#393b79",
+    "#ad494a",
+    "#637939",
+    "#7b4173",
+    "#3182bd",
+    "#e6550d",
+    "#31a354",
+    "#756bb1",
+    "#843c39",
+    "#d6616b",
+    "#8ca252",
+    "#bd9e39",
+    "#ce6dbd",
+    "#6baed6",
+    "#fd8d3c",
+)
+_NOISE_COLOUR = "#b0b0b0"
+# A categorical legend with more entries than this is unreadable: the rest become "other".
+MAX_CATEGORIES = 40
+# Numeric columns with more distinct values than this are coloured on a continuous scale.
+_MAX_NUMERIC_CATEGORIES = 12
+
+HIGHLIGHT_NAME = "selected point"
+
+
+def marker_size(n_points, n_dims=2):
+    """Marker size that keeps 50,000 points legible and 50 points visible."""
+    if n_dims == 3:
+        return 5 if n_points < 1000 else 3 if n_points < 10000 else 2
+    return 9 if n_points < 1000 else 6 if n_points < 10000 else 4
+
+
+def is_categorical(values):
+    """Whether ``values`` should be coloured by category rather than on a colour scale."""
+    values = pd.Series(values)
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return True
+    return values.nunique(dropna=True) <= _MAX_NUMERIC_CATEGORIES
+
+
+def _category_names(values, kind):
+    """Display name of each point's category; clusters read "cluster 3" and "noise"."""
+    if kind == "cluster":
+        values = np.asarray(values)
+        return np.where(values < 0, "noise", np.char.add("cluster ", values.astype(str)))
+    series = pd.Series(values, dtype=object)
+    return series.where(series.notna(), "missing").astype(str).to_numpy()
+
+
+def _ordered_categories(names, values, kind):
+    """Categories in legend order: numeric order when the values are numbers, noise last."""
+    frame = pd.DataFrame({"name": names, "value": pd.Series(values, dtype=object)})
+    counts = frame["name"].value_counts()
+    if len(counts) > MAX_CATEGORIES:
+        keep = set(counts.index[: MAX_CATEGORIES - 1])
+        names = np.where(np.isin(names, list(keep)), names, "other")
+        frame["name"] = names
+    firsts = frame.drop_duplicates("name")
+
+    def sort_key(row):
+        name, value = row
+        if name in ("noise", "missing", "other"):
+            return (2, 0.0, name)
+        if isinstance(value, int | float | np.number) and not isinstance(value, bool):
+            return (0, float(value), name)
+        return (1, 0.0, name)
+
+    ordered = sorted(zip(firsts["name"], firsts["value"]), key=sort_key)
+    return names, [name for name, _ in ordered]
+
+
+def _trace(n_dims, coords, index, **kwargs):
+    if n_dims == 3:
+        return dict(
+            type="scatter3d", x=coords[index, 0], y=coords[index, 1], z=coords[index, 2], **kwargs
+        )
+    return dict(type="scattergl", x=coords[index, 0], y=coords[index, 1], **kwargs)
+
+
+def build_figure(
+    coords,
+    ids,
+    color=None,
+    *,
+    color_kind="none",
+    color_name="",
+    title="",
+    uirevision=None,
+    selected=None,
+):
+    """Build the scatter as a :class:`plotly.graph_objects.Figure`.
+
+    Parameters
+    ----------
+    coords : ndarray of shape (n, 2) or (n, 3)
+    ids : sequence of str, length n
+        Shown on hover and used as the point text.
+    color : array-like of shape (n,), default=None
+        Values to colour by; None draws every point in one colour.
+    color_kind : {"none", "cluster", "categorical", "continuous"}, default="none"
+    color_name : str, default=""
+        Legend or colour-bar title.
+    title : str, default=""
+    uirevision : str, default=None
+        Kept zoom and legend state across updates that share it.
+    selected : int, default=None
+        Index of the point to ring (the one shown in the instance panel).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Every trace's ``customdata`` holds the points' indices into the data set; the last
+        trace is the selection ring.
+    """
+    import plotly.graph_objects as go
+
+    coords = np.asarray(coords, dtype=np.float32)
+    n_points, n_dims = coords.shape
+    ids = np.asarray(ids).astype(str)
+    size = marker_size(n_points, n_dims)
+    hover = "%{text}<extra>%{fullData.name}</extra>"
+    traces = []
+    if color is None or color_kind == "none":
+        index = np.arange(n_points, dtype=np.int32)
+        traces.append(
+            _trace(
+                n_dims,
+                coords,
+                index,
+                mode="markers",
+                name="points",
+                customdata=index,
+                text=ids,
+                hovertemplate=hover,
+                showlegend=False,
+                marker=dict(size=size, color=_PALETTE[0], opacity=0.8),
+            )
+        )
+    elif color_kind == "continuous":
+        values = pd.to_numeric(pd.Series(color), errors="coerce").to_numpy(dtype=np.float64)
+        finite = np.isfinite(values)
+        index = np.flatnonzero(finite).astype(np.int32)
+        traces.append(
+            _trace(
+                n_dims,
+                coords,
+                index,
+                mode="markers",
+                name=color_name,
+                customdata=index,
+                text=ids[index],
+                showlegend=False,
+                hovertemplate="%{text}<br>" + color_name + "=%{marker.color:.4g}<extra></extra>",
+                marker=dict(
+                    size=size,
+                    color=values[finite].astype(np.float32),
+                    colorscale="Viridis",
+                    showscale=True,
+                    opacity=0.85,
+                    colorbar=dict(title=dict(text=color_name), thickness=14),
+                ),
+            )
+        )
+        if not finite.all():
+            index = np.flatnonzero(~finite).astype(np.int32)
+            traces.append(
+                _trace(
+                    n_dims,
+                    coords,
+                    index,
+                    mode="markers",
+                    name="missing",
+                    customdata=index,
+                    text=ids[index],
+                    hovertemplate=hover,
+                    marker=dict(size=size, color=_NOISE_COLOUR, opacity=0.6),
+                )
+            )
+    else:
+        values = np.asarray(color, dtype=object) if color_kind != "cluster" else np.asarray(color)
+        names = _category_names(values, color_kind)
+        names, categories = _ordered_categories(names, values, color_kind)
+        for number, name in enumerate(categories):
+            index = np.flatnonzero(names == name).astype(np.int32)
+            grey = name in ("noise", "missing", "other")
+            colour = _NOISE_COLOUR if grey else _PALETTE[number % len(_PALETTE)]
+            traces.append(
+                _trace(
+                    n_dims,
+                    coords,
+                    index,
+                    mode="markers",
+                    name=name,
+                    customdata=index,
+                    text=ids[index],
+                    hovertemplate=hover,
+                    marker=dict(size=size, color=colour, opacity=0.55 if grey else 0.8),
+                )
+            )
+    ring = [] if selected is None else [int(selected)]
+    traces.append(
+        _trace(
+            n_dims,
+            coords,
+            np.asarray(ring, dtype=np.int32),
+            mode="markers",
+            name=HIGHLIGHT_NAME,
+            customdata=ring,
+            showlegend=False,
+            hoverinfo="skip",
+            marker=dict(
+                size=size + 12 if n_dims == 2 else size + 6,
+                color="rgba(0,0,0,0)",
+                symbol="circle-open" if n_dims == 2 else "circle",
+                line=dict(color="black", width=3),
+            ),
+        )
+    )
+    layout = dict(
+        template="plotly_white",
+        title=dict(text=title, x=0.01, font=dict(size=14)),
+        margin=dict(l=10, r=10, t=40, b=10),
+        legend=dict(title=dict(text=color_name), itemsizing="constant"),
+        uirevision=uirevision,
+        # "event" only: a click opens the instance panel without replacing a box selection.
+        clickmode="event",
+        hovermode="closest",
+        dragmode="zoom" if n_dims == 2 else "orbit",
+    )
+    if n_dims == 2:
+        layout.update(xaxis=dict(zeroline=False), yaxis=dict(zeroline=False))
+    else:
+        layout.update(scene=dict(aspectmode="cube"))
+    return go.Figure(data=traces, layout=layout)
+
+
+def ring_patch(coords, index):
+    """A :class:`dash.Patch` that moves the selection ring (the last trace) to ``index``."""
+    from dash import Patch
+
+    patch = Patch()
+    point = coords[int(index)]
+    patch["data"][-1]["x"] = [float(point[0])]
+    patch["data"][-1]["y"] = [float(point[1])]
+    if coords.shape[1] == 3:
+        patch["data"][-1]["z"] = [float(point[2])]
+    patch["data"][-1]["customdata"] = [int(index)]
+    return patch
