@@ -14,11 +14,55 @@ TINY_SETTINGS = {
     "ConvAutoencoder": dict(
         n_components=2, widths=(4,), max_epochs=1, batch_size=16, image_shape=(1, 1, -1)
     ),
+    "KNNOutlierDetector": dict(n_neighbors=5),
+    "VICRegEmbedder": dict(
+        n_components=2,
+        widths=(4,),
+        expander_widths=(8,),
+        max_epochs=1,
+        batch_size=16,
+        image_shape=(1, 1, -1),
+    ),
+    "VariationalAutoencoder": dict(
+        n_components=2, widths=(4,), max_epochs=1, batch_size=16, image_shape=(1, 1, -1)
+    ),
+    "CondVAEClassifier": dict(
+        n_components=2, widths=(4,), max_epochs=1, batch_size=16, image_shape=(1, 1, -1)
+    ),
+    "HypercolumnSegmenter": dict(
+        n_segments=2,
+        layers=("input", "enc0", "enc1"),
+        n_components=2,
+        widths=(4,),
+        n_pixels=200,
+        max_epochs=1,
+        batch_size=16,
+        image_shape=(1, 1, -1),
+    ),
+    "EquivariantAutoencoder": dict(
+        n_components=2,
+        group="C4",
+        widths=(4,),
+        kernel_size=3,
+        max_epochs=1,
+        batch_size=16,
+        image_shape=(1, 1, -1),
+    ),
+    "ContrastiveDenoiser": dict(
+        n_components=2, widths=(4,), max_epochs=1, batch_size=16, image_shape=(1, 1, -1)
+    ),
     # --- new estimators: add their tiny settings above this line ---
 }
 
 # class name -> {check name: one-line reason it cannot apply}
 EXPECTED_FAILED_CHECKS = {
     "ConvAutoencoder": {},
+    "KNNOutlierDetector": {},
+    "VICRegEmbedder": {},
+    "VariationalAutoencoder": {},
+    "CondVAEClassifier": {},
+    "HypercolumnSegmenter": {},
+    "EquivariantAutoencoder": {},
+    "ContrastiveDenoiser": {},
     # --- new estimators: add their expected failures above this line ---
 }

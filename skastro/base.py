@@ -127,8 +127,9 @@ class _EpochBatches:
             stop = min(start + self.batch_size, n)
             if self.drop_last and stop - start < self.batch_size:
                 break
-            index = order[start:stop] if order is not None else slice(start, stop)
-            yield torch.from_numpy(self.data.read(index)), None
+            index = order[start:stop] if order is not None else np.arange(start, stop)
+            # the dataset positions travel as "y" so loss hooks can look up per-image data
+            yield torch.from_numpy(self.data.read(index)), torch.from_numpy(index)
 
 
 class _LogLossTerms(Callback):
@@ -200,15 +201,16 @@ class _SkastroNet(NeuralNet):
         pass  # validated by the estimator before training starts
 
     def _loss_terms(self, batch, training):
-        Xi, _ = unpack_data(batch)
+        Xi, index = unpack_data(batch)
         Xi = Xi.to(self.device, non_blocking=True)
-        terms = self.plan._training_terms(self.module_, Xi, training=training)
+        index = None if index is None else index.numpy()
+        terms = self.plan._training_terms(self.module_, Xi, training=training, index=index)
         loss = terms["loss"]
         if not torch.isfinite(loss):
             epoch = len(self.history)
-            details = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+            details = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
             raise NonFiniteLossError(
-                f"the training loss became {float(loss)} at epoch {epoch} ({details}). "
+                f"the training loss became {float(loss.detach())} at epoch {epoch} ({details}). "
                 "Training was stopped and the estimator left unfitted. Try a lower lr, "
                 "check the input scaling (e.g. ImageScaler), or lower the loss weights."
             )
@@ -229,11 +231,11 @@ class _SkastroNet(NeuralNet):
             terms = self._loss_terms(batch, training=False)
         return {"loss": terms["loss"], "y_pred": None}
 
-    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
         # skorch swallows KeyboardInterrupt in partial_fit and returns normally; remember it so
         # the estimator (and the command line) can tell an interrupted fit from a finished one.
         try:
-            super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt:
             self.interrupted_ = True
             raise
@@ -287,8 +289,14 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
 
         return random_dihedral(X)
 
-    def _training_terms(self, module, X, training):
-        """Standardise a raw batch, augment it when training, and compute the loss terms."""
+    def _training_terms(self, module, X, training, index=None):
+        """Standardise a raw batch, augment it when training, and compute the loss terms.
+
+        ``X`` is the raw float32 batch on the device; ``index`` holds the positions of its
+        images in the training data (None outside training), for losses that need per-image
+        information such as precomputed neighbours. Override this (rather than
+        ``_compute_loss``) when a method needs the raw images, e.g. to add photon noise.
+        """
         X = self._to_net(X)
         if training and self.augment:
             X = self._augment(X)
@@ -358,10 +366,15 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
         """Subclasses validate parameters that depend on the data here (after shapes are known)."""
 
     # ------------------------------------------------------------------ fitting
-    def _make_net(self, module, seed):
+    def _net_callbacks(self):
         callbacks = list(self.callbacks or [])
         if self.verbose and (self.verbose >= 2 or sys.stderr.isatty()):
             callbacks.append(("progress_bar", ProgressBar()))
+        return callbacks
+
+    def _make_net(self, module, seed):
+        callbacks = self._net_callbacks()
+        self._callbacks_param_ = self.callbacks
         return _SkastroNet(
             module=module,
             criterion=torch.nn.Identity,  # the loss lives in _compute_loss
@@ -426,6 +439,12 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
             return self._fit_new(X, epochs=epochs)
         data = self._check_images(X, reset=False)
         net = self.net_
+        if self.callbacks is not self._callbacks_param_:
+            # set_params(callbacks=...) after fit: hand the new callbacks to the skorch net
+            net.callbacks = self._net_callbacks() or None
+            net.initialize_callbacks()
+            self._callbacks_param_ = self.callbacks
+        net.max_epochs, net.verbose = self.max_epochs, int(self.verbose)
         snapshot = copy.deepcopy(net.module_.state_dict())
         optimizer_snapshot = copy.deepcopy(net.optimizer_.state_dict())
         n_epochs_before = len(net.history)

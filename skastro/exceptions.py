@@ -22,6 +22,10 @@ class DataLoadError(OSError):
         self.reason = reason
         super().__init__(f"cannot read {self.filename}: {reason}")
 
+    def __str__(self):
+        # OSError.__str__ would print "[Errno None] None: <filename>" and hide the reason.
+        return f"cannot read {self.filename}: {self.reason}"
+
     def __reduce__(self):
         return (type(self), (self.filename, self.reason))
 

@@ -21,7 +21,6 @@ import numbers
 
 import numpy as np
 from scipy import fft, ndimage
-from scipy import sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -33,6 +32,9 @@ __all__ = ["BlobCounter", "DifferenceOfGaussians", "FourierLaplacian", "RadialPr
 # Pixels (float32 values) read and processed per batch: bounds memory for memmaps and big cubes
 # while keeping batches large enough for NumPy's vectorised loops to dominate the run time.
 _BATCH_VALUES = 4 * 2**20
+# Pixels enter the moments of RadialProfile's ellipse only this many robust standard deviations
+# of the sky above it: a 3-sigma detection keeps ~0.1% of pure-noise pixels.
+_DETECTION_SIGMA = 3.0
 # Smallest axis ratio an ellipse may have: a line-like object has a near-zero minor moment, and
 # dividing by it would stretch the elliptical radius without bound.
 _MIN_AXIS_RATIO = 0.05
@@ -55,12 +57,6 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
         """Set fitted attributes that depend on the image shape; subclasses extend it."""
 
     def _check_images(self, X, *, reset):
-        if sp.issparse(X):
-            # Sparse matrices would pass as "lazy arrays" (they have shape, dtype, indexing).
-            raise TypeError(
-                f"{type(self).__name__} does not accept sparse input: images are dense; "
-                "convert with X.toarray() first."
-            )
         data = check_images(
             X,
             image_shape=self.image_shape,
@@ -76,7 +72,9 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
         elif reset and hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
         if self.nan_policy == "fill":
-            data.fill_values = self._channel_means(data) if reset else self.fill_values_
+            fitted = None if reset else getattr(self, "fill_values_", None)
+            # nan_policy may have been switched to "fill" after a fit with "raise".
+            data.fill_values = self._channel_means(data) if fitted is None else fitted
         return data
 
     @staticmethod
@@ -115,6 +113,8 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
         self.n_features_in_ = math.prod(data.image_shape)
         if self.nan_policy == "fill":
             self.fill_values_ = data.fill_values
+        elif hasattr(self, "fill_values_"):  # left over from an earlier fit with "fill"
+            del self.fill_values_
         self._fit_images(data.image_shape)
         return self
 
@@ -183,13 +183,16 @@ class RadialProfile(_ImageTransformer):
     """Elliptical radial intensity profile of each image.
 
     The centre, axis ratio and orientation of each object are measured from the first and
-    second moments of its positive intensity (band sum minus the median of the image border,
-    a sky estimate, clipped at zero). Pixels are then binned by their *elliptical* radius
+    second moments of its intensity above the sky, on the band sum: the sky level and noise
+    are the median and the robust standard deviation (1.4826 times the median absolute
+    deviation) of the image border, and only pixels more than 3 noise levels above the sky
+    count. Pixels are then binned by their *elliptical* radius
     ``sqrt(u**2 + (v / q)**2)``, where ``u`` and ``v`` are the offsets along the major and
     minor axes and ``q`` the axis ratio, so an inclined ring or disk (a circle seen at an angle)
     falls into one bin: the radius is measured along the major axis. Each feature is the mean
     intensity of one channel in one annulus; annuli with no pixel centre (tiny images, many
-    bins) are interpolated from their neighbours.
+    bins, or ``max_radius`` beyond the image) take the value interpolated linearly from the
+    nearest non-empty annuli (beyond the last one, its value).
 
     Parameters
     ----------
@@ -205,7 +208,8 @@ class RadialProfile(_ImageTransformer):
         Outer radius of the last annulus, in pixels along the major axis. ``None`` means half
         the smaller side of the image. Pixels beyond it are ignored.
     image_shape : tuple of int or None, default=None
-        ``(C, H, W)`` for flat input whose row length is not a perfect square.
+        ``(C, H, W)`` for flat input whose row length is not a perfect square; one entry
+        may be -1 and is inferred, as in :func:`numpy.reshape`.
     nan_policy : {"raise", "fill"}, default="raise"
         NaN/inf pixels raise a ``ValueError``; ``"fill"`` replaces them with the per-channel
         mean of the training images.
@@ -297,7 +301,7 @@ class RadialProfile(_ImageTransformer):
         -------
         ellipses : ndarray of shape (n, 4), float64
             Columns: row and column of the centre (pixels, from the first pixel's centre),
-            axis ratio ``b / a`` in ``(0, 1]``, and the major axis angle in degrees in
+            axis ratio ``b / a`` in ``[0.05, 1]``, and the major axis angle in degrees in
             ``(-90, 90]``, measured from the +column axis towards the +row axis. An image with
             no positive signal gets the image centre, ratio 1 and angle 0.
         """
@@ -372,17 +376,21 @@ class RadialProfile(_ImageTransformer):
 
 
 def _image_ellipses(band_sum):
-    """Moment ellipse of the positive signal of each ``(H, W)`` image in a batch.
+    """Moment ellipse of the signal above the sky in each ``(H, W)`` image of a batch.
 
     Returns centre row, centre column, axis ratio and major-axis angle (radians), each ``(b,)``.
     """
-    n_images, height, width = band_sum.shape
-    # The border median estimates the sky: a positive background would otherwise pull every
-    # centre to the middle and every axis ratio towards 1.
+    _, height, width = band_sum.shape
+    # Only pixels clearly above the sky (median and MAD of the image border) carry weight:
+    # sky level and noise cover the whole image and would otherwise outweigh the object,
+    # pulling every centre to the middle and every axis ratio towards 1.
     border = np.concatenate(
         [band_sum[:, 0, :], band_sum[:, -1, :], band_sum[:, :, 0], band_sum[:, :, -1]], axis=1
     )
-    weight = np.clip(band_sum - np.median(border, axis=1)[:, None, None], 0.0, None)
+    sky = np.median(border, axis=1)
+    noise = 1.4826 * np.median(np.abs(border - sky[:, None]), axis=1)
+    signal = band_sum - sky[:, None, None]
+    weight = np.where(signal > _DETECTION_SIGMA * noise[:, None, None], signal, 0.0)
     rows, cols = _pixel_grid(height, width)
     total = weight.sum(axis=(1, 2))
     has_signal = total > 0
@@ -446,7 +454,8 @@ class DifferenceOfGaussians(_ImageTransformer):
     sigma_high : float, default=3.0
         Width of the wide Gaussian; must be larger than ``sigma_low``.
     image_shape : tuple of int or None, default=None
-        ``(C, H, W)`` for flat input whose row length is not a perfect square.
+        ``(C, H, W)`` for flat input whose row length is not a perfect square; one entry
+        may be -1 and is inferred, as in :func:`numpy.reshape`.
     nan_policy : {"raise", "fill"}, default="raise"
         NaN/inf pixels raise a ``ValueError``; ``"fill"`` replaces them with the per-channel
         mean of the training images.
@@ -549,7 +558,8 @@ class FourierLaplacian(_ImageTransformer):
         Width (standard deviation, pixels) of the Gaussian low-pass; ``None`` or 0 for the
         bare Laplacian, which amplifies noise at the highest frequencies.
     image_shape : tuple of int or None, default=None
-        ``(C, H, W)`` for flat input whose row length is not a perfect square.
+        ``(C, H, W)`` for flat input whose row length is not a perfect square; one entry
+        may be -1 and is inferred, as in :func:`numpy.reshape`.
     nan_policy : {"raise", "fill"}, default="raise"
         NaN/inf pixels raise a ``ValueError``; ``"fill"`` replaces them with the per-channel
         mean of the training images.
@@ -622,8 +632,8 @@ class FourierLaplacian(_ImageTransformer):
         return np.asarray([f"laplacian_{name}" for name in names], dtype=object)
 
 
-#: Output columns of :class:`BlobCounter`, in order.
-BLOB_FEATURES = (
+# Output columns of BlobCounter, in order (documented in its get_feature_names_out).
+_BLOB_FEATURES = (
     "n_blobs",
     "total_area",
     "mean_area",
@@ -642,9 +652,10 @@ class BlobCounter(_ImageTransformer):
     :meth:`get_feature_names_out`). The whole batch is labelled in one
     :func:`scipy.ndimage.label` call whose structuring element never links two images.
 
-    Applied to the output of :class:`DifferenceOfGaussians` or :class:`FourierLaplacian` (use
-    a negative threshold, or negate the Laplacian) it finds compact structures such as
-    planets or clumps in disks and galaxies; images with no blob get a row of zeros.
+    Applied to the output of :class:`DifferenceOfGaussians` (positive on blobs) it finds
+    compact structures such as planets or clumps in disks and galaxies; the Laplacian of
+    :class:`FourierLaplacian` is negative on blobs, so negate it first (e.g. with
+    ``FunctionTransformer(np.negative)``). Images with no blob get a row of zeros.
 
     Parameters
     ----------
@@ -658,7 +669,8 @@ class BlobCounter(_ImageTransformer):
     min_area : int, default=2
         Smallest blob kept, in pixels; single hot pixels are not blobs.
     image_shape : tuple of int or None, default=None
-        ``(C, H, W)`` for flat input whose row length is not a perfect square.
+        ``(C, H, W)`` for flat input whose row length is not a perfect square; one entry
+        may be -1 and is inferred, as in :func:`numpy.reshape`.
     nan_policy : {"raise", "fill"}, default="raise"
         NaN/inf pixels raise a ``ValueError``; ``"fill"`` replaces them with the per-channel
         mean of the training images.
@@ -724,7 +736,7 @@ class BlobCounter(_ImageTransformer):
             raise ValueError(f"threshold must be finite, got {self.threshold!r}")
 
     def _n_features_out(self):
-        return len(BLOB_FEATURES)
+        return len(_BLOB_FEATURES)
 
     def _thresholds(self, band_sum):
         """Per-image threshold on the band sum, ``(b,)``."""
@@ -747,7 +759,7 @@ class BlobCounter(_ImageTransformer):
         structure = np.zeros((3, 3, 3), dtype=bool)
         structure[1] = True  # 8-connected within an image, never across images
         labels, n_labels = ndimage.label(foreground, structure=structure)
-        features = np.zeros((n_images, len(BLOB_FEATURES)))
+        features = np.zeros((n_images, len(_BLOB_FEATURES)))
         if n_labels == 0:
             return features
 
@@ -802,4 +814,4 @@ class BlobCounter(_ImageTransformer):
         feature_names_out : ndarray of str objects
         """
         self._input_names(input_features)
-        return np.asarray(BLOB_FEATURES, dtype=object)
+        return np.asarray(_BLOB_FEATURES, dtype=object)

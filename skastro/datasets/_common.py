@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import scipy.fft
 from sklearn.utils import Bunch
 
 from skastro.exceptions import DataLoadError
@@ -29,8 +30,7 @@ def check_generator(random_state):
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
     raise ValueError(
-        f"random_state must be None, an int, a numpy Generator or RandomState; "
-        f"got {random_state!r}"
+        f"random_state must be None, an int, a numpy Generator or RandomState; got {random_state!r}"
     )
 
 
@@ -108,7 +108,8 @@ def gaussian_blur(images, sigma):
     sigma = np.asarray(sigma, dtype=np.float32).reshape((-1,) + (1,) * (images.ndim - 1))
     f2 = fft_frequencies(images.shape[-2:])
     transfer = np.exp(np.float32(-2.0 * np.pi**2) * sigma**2 * f2)
-    blurred = np.fft.irfft2(np.fft.rfft2(images) * transfer, s=images.shape[-2:])
+    spectrum = scipy.fft.rfft2(images, workers=1) * transfer
+    blurred = scipy.fft.irfft2(spectrum, s=images.shape[-2:], workers=1)
     return blurred.astype(np.float32, copy=False)
 
 
@@ -177,13 +178,14 @@ def list_files(path, suffixes, what):
 
 
 @contextlib.contextmanager
-def reading(filename, fatal_warnings=(Warning,), benign_messages=()):
+def reading(filename, fatal_warnings=(Warning,), benign_messages=(), what="file"):
     """Turn anything that goes wrong while reading ``filename`` into a :class:`DataLoadError`.
 
     Readers such as astropy only *warn* about some corruption (a failed checksum, a file cut
     inside its padding) and then hand back plausible-looking data. Warnings are recorded and
     those of a ``fatal_warnings`` category are raised as errors, unless their message contains
-    one of ``benign_messages``; the others are re-emitted for the user to see.
+    one of ``benign_messages``; the others are re-emitted for the user to see. ``what`` names
+    the expected format in the reason ("not a readable FITS file: ...").
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -197,10 +199,10 @@ def reading(filename, fatal_warnings=(Warning,), benign_messages=()):
             # a recorded warning usually says what went wrong better than the exception that
             # followed it ("file may have been truncated" vs "cannot reshape array")
             reason = _first_fatal(caught, fatal_warnings, benign_messages) or _describe(exc)
-            raise DataLoadError(filename, reason) from exc
+            raise DataLoadError(filename, f"not a readable {what} ({reason})") from exc
     reason = _first_fatal(caught, fatal_warnings, benign_messages)
     if reason:
-        raise DataLoadError(filename, reason)
+        raise DataLoadError(filename, f"not a readable {what} ({reason})")
     for record in caught:
         warnings.warn_explicit(
             record.message, record.category, record.filename, record.lineno, source=record.source
@@ -253,17 +255,12 @@ def read_each(files, read_one, skip_bad):
     return results, kept, skipped
 
 
-def check_same_shape(arrays, files, what="image"):
-    """Raise a ValueError naming two files whose arrays differ in shape."""
-    first_shape = arrays[0].shape
-    for array, filename in zip(arrays, files):
-        if array.shape != first_shape:
+def check_same_shape(shapes, files, what="image"):
+    """Raise a ValueError naming two files whose images differ in shape."""
+    first_shape = tuple(shapes[0])
+    for shape, filename in zip(shapes, files):
+        if tuple(shape) != first_shape:
             raise ValueError(
                 f"{what}s differ in shape: {files[0]} has {first_shape} but {filename} has "
-                f"{array.shape}; load them separately or resample them to one size"
+                f"{tuple(shape)}; load them separately or resample them to one size"
             )
-
-
-def as_native_float32(array):
-    """Native-byte-order float32 copy (FITS data arrive big-endian)."""
-    return np.asarray(array, dtype=np.float32)

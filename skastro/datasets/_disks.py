@@ -41,7 +41,7 @@ Target: 1 when the disk carries a planet signature, 0 for a smooth disk:
 - ``kink``: a ring locally displaced in radius over a small range of azimuth;
 - ``point_source``: a faint compact blob (circumplanetary emission) inside the disk.
 
-The signatures are subtle by default (``signature_strength=0.3``): pixel-space PCA +
+The signatures are subtle by default (``signature_strength=0.5``): pixel-space PCA +
 KMeans does not find them (orientation and size dominate the pixel variance), while
 orientation-invariant features do.
 """
@@ -52,12 +52,12 @@ def make_disks(
     *,
     image_size=64,
     planet_fraction=0.5,
-    signature_strength=0.3,
+    signature_strength=0.5,
     signatures=SIGNATURES,
     ring_fraction=0.5,
     inclination_range=(0.0, 70.0),
     beam_fwhm_range=(1.5, 3.0),
-    noise=0.02,
+    noise=0.01,
     random_state=None,
     return_X_y=False,
 ):
@@ -72,7 +72,7 @@ def make_disks(
         the frame at any size).
     planet_fraction : float, default=0.5
         Fraction of disks with a planet signature (label 1); counts are exact after rounding.
-    signature_strength : float, default=0.3
+    signature_strength : float, default=0.5
         Overall contrast of the signatures: gap depth, spiral-arm contrast, kink displacement
         and point-source brightness all scale linearly with it. ``0`` makes the classes
         identical; ``1`` makes signatures obvious to the eye.
@@ -85,7 +85,7 @@ def make_disks(
         Range of inclinations in degrees (0 is face-on), drawn uniformly.
     beam_fwhm_range : (float, float), default=(1.5, 3.0)
         Range of the Gaussian beam FWHM in pixels at ``image_size=64`` (scaled with size).
-    noise : float, default=0.02
+    noise : float, default=0.01
         Standard deviation of the beam-correlated Gaussian noise, relative to the peak.
     random_state : int, numpy.random.Generator or None, default=None
         Seed for reproducible output.
@@ -140,7 +140,7 @@ def make_disks(
         "radius": rng.uniform(9.0, 16.0, n_samples) * scale,
         "gamma": rng.uniform(0.3, 1.0, n_samples),
         "edge": rng.uniform(1.4, 1.8, n_samples),
-        "core": rng.uniform(0.2, 0.6, n_samples),
+        "core": rng.uniform(0.0, 0.4, n_samples),
         "lopsided": rng.uniform(0.0, 0.1, n_samples),
         "lopsided_angle": rng.uniform(-np.pi, np.pi, n_samples),
         "beam_fwhm": rng.uniform(beam_lo, beam_hi, n_samples) * scale,
@@ -155,6 +155,7 @@ def make_disks(
     ring_radius[is_kink, 0] = rng.uniform(0.6, 1.1, int(is_kink.sum()))
     ring_width = rng.uniform(0.7, 1.4, (n_samples, _MAX_RINGS)) * scale
     ring_amp = rng.uniform(0.4, 1.2, (n_samples, _MAX_RINGS))
+    ring_amp[is_kink, 0] = rng.uniform(0.8, 1.2, int(is_kink.sum()))
     ring_amp[np.arange(_MAX_RINGS)[None, :] >= n_rings[:, None]] = 0.0
     params["n_rings"] = n_rings
 
@@ -164,10 +165,10 @@ def make_disks(
         "radius": rng.uniform(0.45, 1.05, n_samples),
         "angle": rng.uniform(-np.pi, np.pi, n_samples),
         "amplitude": signature_strength * rng.uniform(0.6, 1.0, n_samples),
-        "width": rng.uniform(0.9, 1.6, n_samples) * scale,
+        "width": rng.uniform(1.2, 2.2, n_samples) * scale,
         "arms": rng.integers(1, 3, n_samples),
         "pitch": np.deg2rad(rng.uniform(12.0, 25.0, n_samples)),
-        "extent": rng.uniform(0.25, 0.45, n_samples),
+        "extent": rng.uniform(0.35, 0.7, n_samples),
     }
     sig["radius"][is_kink] = ring_radius[is_kink, 0]
 
@@ -205,7 +206,10 @@ def make_disks(
 
 
 def _render(size, p, ring_radius, ring_width, ring_amp, kind, signatures, sig, white, noise):
+    scale = np.float32(size / 64.0)
     col = {k: np.asarray(v, dtype=np.float32)[:, None, None] for k, v in p.items()}
+    sig = {k: np.asarray(v, dtype=np.float32)[:, None, None] for k, v in sig.items()}
+    kind_name = np.array([signatures[k] if k >= 0 else "none" for k in kind])
     y, x = pixel_grid(size)
     inc = np.deg2rad(col["inclination"])
     pa = np.deg2rad(col["position_angle"])
@@ -219,28 +223,20 @@ def _render(size, p, ring_radius, ring_width, ring_amp, kind, signatures, sig, w
 
     # Lynden-Bell & Pringle taper, softened at the centre, times a steep outer edge (dust
     # drift gives continuum disks sharp edges)
-    soft = np.hypot(r, 0.08)
+    soft = np.hypot(r, 0.15)
     disk = soft**-gamma * np.exp(-(soft ** (2.0 - gamma))) / (1.0 + (r / col["edge"]) ** 8)
     # bright, unresolved inner disk
-    disk += col["core"] * np.exp(-0.5 * (r_px / 1.2) ** 2) * 0.08**-gamma
+    disk += col["core"] * np.exp(-0.5 * (r_px / (1.2 * scale)) ** 2) * 0.15**-gamma
     disk *= 1.0 + col["lopsided"] * np.cos(phi - col["lopsided_angle"]) * np.minimum(r, 1.0)
 
-    rings = np.ones_like(disk)
+    # a kink displaces ring 0 outwards over a limited range of azimuth
     kink_shift = np.zeros_like(disk)
-    sig_col = {k: np.asarray(v, dtype=np.float32)[:, None, None] for k, v in sig.items()}
-    for idx_kind, name in enumerate(signatures):
-        if name != "kink":
-            continue
-        sel = kind == idx_kind
-        if sel.any():
-            dphi = wrap_angle(phi[sel] - sig_col["angle"][sel])
-            # displacement in pixels, up to ~2.5 px at strength 1
-            kink_shift[sel] = (
-                2.5
-                * sig_col["amplitude"][sel]
-                * (size / 64.0)
-                * np.exp(-0.5 * (dphi / sig_col["extent"][sel]) ** 2)
-            )
+    sel = kind_name == "kink"
+    if sel.any():
+        dphi = wrap_angle(phi[sel] - sig["angle"][sel])
+        bump = np.exp(-0.5 * (dphi / sig["extent"][sel]) ** 2)
+        kink_shift[sel] = 4.0 * scale * sig["amplitude"][sel] * bump
+    rings = np.ones_like(disk)
     for k in range(ring_radius.shape[1]):
         amp = ring_amp[:, k].astype(np.float32)[:, None, None]
         if not amp.any():
@@ -251,28 +247,20 @@ def _render(size, p, ring_radius, ring_width, ring_amp, kind, signatures, sig, w
         rings += amp * np.exp(-0.5 * (offset / width) ** 2)
     disk *= rings
 
-    for idx_kind, name in enumerate(signatures):
-        sel = np.flatnonzero(kind == idx_kind)
-        if sel.size == 0 or name == "kink":
-            continue
-        s = {k: v[sel] for k, v in sig_col.items()}
-        rs, ps, r_sel = r_px[sel], phi[sel], col["radius"][sel]
-        if name == "gap":
-            depth = np.minimum(2.0 * s["amplitude"], 0.95)
-            disk[sel] *= 1.0 - depth * np.exp(-0.5 * ((rs - s["radius"] * r_sel) / s["width"]) ** 2)
-        elif name == "spiral":
-            winding = np.log(np.maximum(rs, 0.5) / r_sel) / np.tan(s["pitch"])
-            arms = (0.5 + 0.5 * np.cos(s["arms"] * (ps - s["angle"]) - winding)) ** 4
-            envelope = np.exp(-0.5 * (np.log(np.maximum(rs, 0.5) / (0.8 * r_sel)) / 0.45) ** 2)
-            disk[sel] *= 1.0 + 1.5 * s["amplitude"] * arms * envelope
-        elif name == "point_source":
-            # a compact blob in the disk plane, projected onto the sky
-            rp = s["radius"] * r_sel
-            dx = x_disk[sel] - rp * np.cos(s["angle"])
-            dy = (y_disk[sel] - rp * np.sin(s["angle"])) * np.cos(inc[sel])
-            local = (s["radius"] ** -gamma[sel]) * np.exp(-(s["radius"] ** (2.0 - gamma[sel])))
-            blob = np.exp(-0.5 * (dx**2 + dy**2) / (0.7 * size / 64.0) ** 2)
-            disk[sel] += 1.5 * s["amplitude"] * local * blob
+    sel = kind_name == "gap"
+    if sel.any():
+        depth = np.minimum(2.0 * sig["amplitude"][sel], 0.95)
+        centre = sig["radius"][sel] * col["radius"][sel]
+        disk[sel] *= 1.0 - depth * np.exp(-0.5 * ((r_px[sel] - centre) / sig["width"][sel]) ** 2)
+    sel = kind_name == "spiral"
+    if sel.any():
+        rs = np.maximum(r_px[sel], 0.5)
+        winding = np.log(rs / col["radius"][sel]) / np.tan(sig["pitch"][sel])
+        arms = (
+            0.5 + 0.5 * np.cos(sig["arms"][sel] * (phi[sel] - sig["angle"][sel]) - winding)
+        ) ** 4
+        envelope = np.exp(-0.5 * (np.log(rs / (0.8 * col["radius"][sel])) / 0.45) ** 2)
+        disk[sel] *= 1.0 + 1.5 * sig["amplitude"][sel] * arms * envelope
 
     beam_sigma = p["beam_fwhm"] / (2.0 * np.sqrt(2.0 * np.log(2.0)))
     # white noise scaled so that, after the beam, its standard deviation is `noise`
@@ -280,5 +268,17 @@ def _render(size, p, ring_radius, ring_width, ring_amp, kind, signatures, sig, w
     white = white * (2.0 * np.sqrt(np.pi) * beam_sigma[:, None, None] * noise)
     stacked = gaussian_blur(np.concatenate([disk, white]), np.concatenate([beam_sigma] * 2))
     clean, correlated = stacked[: len(disk)], stacked[len(disk) :]
-    peak = clean.reshape(len(clean), -1).max(axis=1)[:, None, None]
-    return clean / peak + correlated
+    clean /= clean.reshape(len(clean), -1).max(axis=1)[:, None, None]
+
+    sel = kind_name == "point_source"
+    if sel.any():
+        # circumplanetary emission is unresolved: after the beam it is a beam-sized blob at the
+        # projected position of the planet, added here with a peak relative to the disk's
+        rp = sig["radius"][sel] * col["radius"][sel]
+        px, py = rp * np.cos(sig["angle"][sel]), rp * np.sin(sig["angle"][sel]) * np.cos(inc[sel])
+        a = pa[sel]
+        sx, sy = px * np.cos(a) - py * np.sin(a), px * np.sin(a) + py * np.cos(a)
+        width2 = (0.5 * scale) ** 2 + col["beam_fwhm"][sel] ** 2 / (8.0 * np.log(2.0))
+        blob = np.exp(-0.5 * ((x - sx) ** 2 + (y - sy) ** 2) / width2)
+        clean[sel] += 0.2 * sig["amplitude"][sel] * blob
+    return clean + correlated

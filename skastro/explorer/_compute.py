@@ -234,7 +234,9 @@ def cluster(
     elif method == "hdbscan":
         from sklearn.cluster import HDBSCAN
 
+        # copy=True: without it HDBSCAN may overwrite the input, which is the cached embedding.
         model = HDBSCAN(
+            copy=True,
             min_cluster_size=int(min(min_cluster_size, n_samples)),
             min_samples=None if min_samples is None else int(min(min_samples, n_samples - 1)),
         )
@@ -299,32 +301,40 @@ def compute_view(spec, embedding, progress=None):
 
 
 class NeighbourIndex:
-    """Nearest neighbours in an embedding, split into same-cluster and other-cluster lists.
+    """Exact nearest neighbours in an embedding, split into same-cluster and other-cluster lists.
 
-    The tree is built once per embedding; a click then costs one small query, so the instance
-    panel stays fast at 50,000 points whatever clustering is shown.
+    Built once per embedding: the float32 matrix and its squared row norms, so that a click
+    costs one matrix-vector product (``|a - b|^2 = |a|^2 - 2 a.b + |b|^2``). At 50,000 points
+    that is under a millisecond in 16-D and about 10 ms in 128-D, faster here than a
+    scikit-learn tree or brute-force query (whose per-query set-up costs about 300 ms on a
+    busy 2-core machine), and exact for any cluster split without a fallback.
 
     Parameters
     ----------
     embedding : ndarray of shape (n, k)
     """
 
+    # Candidates re-ranked with exact differences, per neighbour wanted: the expanded
+    # formula loses precision for near-duplicates, the differences do not.
+    _RERANK_FACTOR = 4
+
     def __init__(self, embedding):
-        from sklearn.neighbors import NearestNeighbors
-
         self.embedding = np.ascontiguousarray(embedding, dtype=np.float32)
-        self._nn = NearestNeighbors().fit(self.embedding)
+        self._squared_norms = np.einsum("ij,ij->i", self.embedding, self.embedding)
 
-    def _nearest_among(self, index, candidates, k):
-        """Exact k nearest of ``candidates`` (an index array) to point ``index``, by brute force."""
+    def _nearest(self, index, distances, candidates, k):
+        """The k candidates nearest to point ``index``, nearest first."""
         candidates = candidates[candidates != index]
-        if len(candidates) == 0:
+        if len(candidates) == 0 or k <= 0:
             return np.empty(0, dtype=np.int64)
+        n_rerank = min(len(candidates), self._RERANK_FACTOR * k)
+        if n_rerank < len(candidates):
+            approx = distances[candidates]
+            candidates = candidates[np.argpartition(approx, n_rerank - 1)[:n_rerank]]
         diff = self.embedding[candidates] - self.embedding[index]
-        dist = np.einsum("ij,ij->i", diff, diff)
-        k = min(k, len(candidates))
-        nearest = np.argpartition(dist, k - 1)[:k]
-        return candidates[nearest[np.argsort(dist[nearest], kind="stable")]]
+        exact = np.einsum("ij,ij->i", diff, diff)
+        order = np.lexsort((candidates, exact))[:k]  # ties broken by index: deterministic
+        return candidates[order].astype(np.int64)
 
     def similar(self, index, clusters=None, k=6):
         """The k nearest points in the same cluster and the k nearest in other clusters.
@@ -344,20 +354,13 @@ class NeighbourIndex:
             Indices, nearest first; ``index`` itself is never included.
         """
         index = int(index)
-        n_samples = len(self.embedding)
-        # Ask the tree for several times k: the k nearest same-cluster points among the global
-        # nearest are the true ones, so only a cluster that is rare nearby needs brute force.
-        n_query = int(min(n_samples, max(8 * k + 1, 64)))
-        _, found = self._nn.kneighbors(self.embedding[index : index + 1], n_neighbors=n_query)
-        found = found[0][found[0] != index]
+        point = self.embedding[index]
+        distances = self._squared_norms - 2 * (self.embedding @ point)
+        everyone = np.arange(len(self.embedding))
         if clusters is None:
-            return found[:k], np.empty(0, dtype=np.int64)
-        clusters = np.asarray(clusters)
-        in_cluster = clusters[found] == clusters[index]
-        same, other = found[in_cluster][:k], found[~in_cluster][:k]
-        if n_query < n_samples:
-            if len(same) < k:
-                same = self._nearest_among(index, np.flatnonzero(clusters == clusters[index]), k)
-            if len(other) < k:
-                other = self._nearest_among(index, np.flatnonzero(clusters != clusters[index]), k)
-        return same, other
+            return self._nearest(index, distances, everyone, k), np.empty(0, dtype=np.int64)
+        in_cluster = np.asarray(clusters) == clusters[index]
+        return (
+            self._nearest(index, distances, everyone[in_cluster], k),
+            self._nearest(index, distances, everyone[~in_cluster], k),
+        )

@@ -69,14 +69,19 @@ def scale_image(image, stretch="asinh"):
     ndarray of shape (C, H, W), float32, values in [0, 1]
     """
     image = np.asarray(image, dtype=np.float32)
-    finite = np.isfinite(image)
-    if not finite.all():
-        image = np.where(finite, image, np.nan)
-    with np.errstate(all="ignore"):
-        low = np.nanpercentile(image.reshape(len(image), -1), _LOW_PERCENTILE, axis=1)
-        low = np.nan_to_num(low)[:, None, None]
+    flat = image.reshape(len(image), -1)
+    if np.isfinite(flat).all():
+        # np.percentile is several times faster than nanpercentile: a click renders a dozen.
+        low = np.percentile(flat, _LOW_PERCENTILE, axis=1)[:, None, None]
         shifted = image - low
-        white = np.nanpercentile(shifted, _HIGH_PERCENTILE)
+        white = np.percentile(shifted, _HIGH_PERCENTILE)
+    else:
+        image = np.where(np.isfinite(image), image, np.nan)
+        with np.errstate(all="ignore"):
+            low = np.nanpercentile(image.reshape(len(image), -1), _LOW_PERCENTILE, axis=1)
+            low = np.nan_to_num(low)[:, None, None]
+            shifted = image - low
+            white = np.nanpercentile(shifted, _HIGH_PERCENTILE)
     if not np.isfinite(white) or white <= 0:
         # A flat (or all-masked) image: show it mid-grey rather than divide by zero.
         return np.where(np.isfinite(image), 0.5, 0.0).astype(np.float32)
@@ -135,7 +140,8 @@ def render_png(image, *, stretch="asinh", band=None, size=64, rgb_bands=None):
         resample = Image.Resampling.NEAREST if scale > 1 else Image.Resampling.BOX
         picture = picture.resize(new_size, resample)
     buffer = io.BytesIO()
-    picture.save(buffer, format="PNG", optimize=False, compress_level=6)
+    # Light compression: a click renders a dozen thumbnails and speed matters more than bytes.
+    picture.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 

@@ -1,0 +1,70 @@
+"""Helpers shared by the benchmark scripts: machine description, timing, tables."""
+
+import os
+import platform
+import time
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def machine_line():
+    """One line describing the machine the figures were measured on."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (
+        f"Machine: {platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} CPU cores, "
+        f"{gpu}; Python {platform.python_version()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} torch threads; {time.strftime('%Y-%m-%d')}"
+    )
+
+
+def markdown_table(rows, columns=None, floatfmt="{:.3g}"):
+    """Format a list of dicts as a markdown table (missing cells are blank)."""
+    if not rows:
+        return "(no rows)\n"
+    if columns is None:
+        columns = []
+        for row in rows:
+            columns += [k for k in row if k not in columns]
+
+    def cell(value):
+        if isinstance(value, float):
+            return floatfmt.format(value)
+        return "" if value is None else str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_result(topic, title, rows, notes="", columns=None):
+    """Print a result table and write it to ``benchmarks/results/<topic>.md``."""
+    RESULTS_DIR.mkdir(exist_ok=True)
+    text = f"## {title}\n\n{machine_line()}\n\n{markdown_table(rows, columns)}"
+    if notes:
+        text += f"\n{notes.strip()}\n"
+    (RESULTS_DIR / f"{topic}.md").write_text(text)
+    print(text)
+    return text
+
+
+class Timer:
+    """``with Timer() as t: ...`` then ``t.seconds``."""
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start

@@ -1,0 +1,206 @@
+"""Explorer at scale: 50,000 points with a precomputed embedding, measured in a real browser.
+
+Synthetic data: 50,000 single-band 32x32 images (Gaussian sources of random width, position
+and brightness, with noise) and a precomputed 16-D embedding drawn from 8 Gaussian clusters,
+labelled by cluster. The server runs in this process; headless Chromium (the Debian package,
+software WebGL) loads the page through Playwright. Rows:
+
+* ``server start``: ``Explorer(...)``, the initial PCA view, the nearest-neighbour index and
+  the Dash app, before any request (the time between ``skastro explore`` and the URL);
+* ``first render``: navigation start to every point drawn in the scatter, in the browser
+  (``performance.now()`` when the plot holds all points and its WebGL canvas exists);
+* ``click to panel``: mouse-down on a point to the instance panel showing that point's image,
+  loaded (median and worst of several clicks on different points);
+* ``server memory``: resident memory of this process (server and data) after the clicks, and
+  its peak;
+* ``html export`` (full run only): ``save_html`` of all points with 10,000 hover thumbnails.
+
+Run: ``python benchmarks/bench_explorer.py [--quick]`` (``--quick``: 5,000 points).
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Timer, write_result
+
+from skastro.explorer import Explorer
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+N_CLICKS = 7
+
+# In the page: the time (ms since navigation start) when the scatter holds n points, drawn.
+_DRAWN = """(n) => {
+  const gd = document.querySelector('#scatter .js-plotly-plot');
+  if (!gd || !gd._fullData || !gd.querySelector('.gl-canvas-context')) return false;
+  let count = 0;
+  gd._fullData.forEach(t => { if (t.name !== 'selected point') count += t.x.length; });
+  return count === n ? performance.now() : false;
+}"""
+
+# In the page: remember the time of the next mouse-down and of the first panel update that
+# shows a different image, once that image has loaded.
+_ARM_CLICK_TIMER = """(previous) => {
+  window.__clickStart = undefined; window.__panelDone = undefined;
+  document.addEventListener('mousedown', () => { window.__clickStart = performance.now(); },
+                            {capture: true, once: true});
+  const panel = document.getElementById('instance-panel');
+  const observer = new MutationObserver(() => {
+    const img = document.getElementById('instance-image');
+    if (!img || img.dataset.index === previous) return;
+    observer.disconnect();
+    const done = () => {
+      window.__panelDone = performance.now(); window.__panelIndex = img.dataset.index;
+    };
+    if (img.complete && img.naturalWidth > 0) done(); else img.addEventListener('load', done);
+  });
+  observer.observe(panel, {childList: true, subtree: true, attributes: true});
+}"""
+
+# In the page: viewport positions of a spread of plotted points to click on.
+_CLICK_TARGETS = """(count) => {
+  const gd = document.querySelector('#scatter .js-plotly-plot');
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const box = gd.getBoundingClientRect();
+  const trace = gd._fullData[0], step = Math.floor(trace.x.length / count);
+  const targets = [];
+  for (let i = 0; i < count; i++) {
+    targets.push([box.left + xa._offset + xa.l2p(trace.x[i * step]),
+                  box.top + ya._offset + ya.l2p(trace.y[i * step])]);
+  }
+  return targets;
+}"""
+
+
+def make_data(n_images, size=32, n_components=16, n_clusters=8, seed=0):
+    """Synthetic cutouts and a clustered embedding; generated in chunks to bound memory."""
+    rng = np.random.default_rng(seed)
+    images = np.empty((n_images, 1, size, size), np.float32)
+    yy, xx = (np.mgrid[:size, :size] - (size - 1) / 2).astype(np.float32)
+    for start in range(0, n_images, 5000):
+        n = min(5000, n_images - start)
+        cx, cy = rng.uniform(-4, 4, (2, n, 1, 1)).astype(np.float32)
+        width = rng.uniform(1.0, 6.0, (n, 1, 1)).astype(np.float32)
+        flux = rng.uniform(0.2, 2.0, (n, 1, 1)).astype(np.float32)
+        blob = flux * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * width**2))
+        images[start : start + n, 0] = blob + rng.normal(0, 0.03, (n, size, size))
+    labels = rng.integers(0, n_clusters, n_images)
+    centres = rng.normal(0, 4, (n_clusters, n_components))
+    embedding = centres[labels] + rng.normal(0, 1, (n_images, n_components))
+    return images, embedding.astype(np.float32), labels
+
+
+def _memory_mib():
+    """Resident and peak resident memory of this process, in MiB (Linux /proc)."""
+    fields = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                fields[name] = int(value.split()[0]) / 1024
+    return fields.get("VmRSS", float("nan")), fields.get("VmHWM", float("nan"))
+
+
+def run(quick=False):
+    """Measure the explorer; return one dict per row (metric, value, unit, goal, points)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+    from playwright.sync_api import sync_playwright
+
+    n_points = 5_000 if quick else 50_000
+    images, embedding, labels = make_data(n_points)
+    rows = []
+
+    def row(metric, value, unit, goal=""):
+        rows.append(dict(metric=metric, value=value, unit=unit, goal=goal, points=n_points))
+
+    with Timer() as start:
+        explorer = Explorer(images, embedding=embedding, labels=labels)
+        app_server = explorer.serve(port=0, block=False)
+    row("server start", start.seconds, "s")
+
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            renders = []
+            for _ in range(2):  # cold browser cache, then warm
+                context = browser.new_context(viewport={"width": 1400, "height": 860})
+                page = context.new_page()
+                page.goto(app_server.url, wait_until="commit")
+                drawn = page.wait_for_function(_DRAWN, arg=n_points, polling="raf", timeout=120_000)
+                renders.append(drawn.json_value() / 1000)
+                if len(renders) < 2:
+                    context.close()
+            row("first render (cold cache)", renders[0], "s", "≤ 3 s")
+            row("first render (warm cache)", renders[1], "s", "≤ 3 s")
+
+            clicks, previous, missed = [], "", 0
+            for x, y in page.evaluate(_CLICK_TARGETS, N_CLICKS + 1):
+                page.evaluate(_ARM_CLICK_TIMER, previous)
+                page.mouse.move(x + 3, y + 3)
+                page.mouse.move(x, y)
+                page.mouse.click(x, y)
+                try:
+                    page.wait_for_function("() => window.__panelDone !== undefined", timeout=10_000)
+                except PlaywrightTimeoutError:
+                    # The click missed every point (plotly picks within a few pixels) or hit
+                    # the point already shown: count it, do not time it.
+                    missed += 1
+                    print(f"click at ({x:.0f}, {y:.0f}) opened no new point", file=sys.stderr)
+                    continue
+                start_ms, done_ms, previous = page.evaluate(
+                    "() => [window.__clickStart, window.__panelDone, window.__panelIndex]"
+                )
+                clicks.append((done_ms - start_ms) / 1000)
+            clicks = clicks[1:]  # the first click also warms the server's code paths
+            row("click to panel (median)", statistics.median(clicks), "s", "≤ 0.3 s")
+            row("click to panel (worst)", max(clicks), "s", "≤ 0.3 s")
+            browser.close()
+    finally:
+        app_server.shutdown()
+
+    rss, peak = _memory_mib()
+    row("server memory (resident)", rss, "MiB")
+    row("server memory (peak)", peak, "MiB")
+    row("  of which images", images.nbytes / 2**20, "MiB")
+
+    if not quick:
+        with tempfile.TemporaryDirectory() as folder, Timer() as export:
+            path = explorer.save_html(os.path.join(folder, "explorer.html"))
+            size = os.path.getsize(path) / 2**20
+        row("html export time", export.seconds, "s")
+        row("html export size", size, "MiB")
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="5,000 points instead of 50,000")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    rows = run(quick=args.quick)
+    notes = (
+        "Headless Chromium with software WebGL (SwiftShader), in the same machine as the server. "
+        f"Whole benchmark: {time.perf_counter() - started:.0f} s."
+    )
+    write_result("explorer", "Explorer: 50,000-point scale", rows, notes)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""Cluster saved embeddings and write one label per image, with silhouette and DBCV printed.
+
+Example: skastro cluster embeddings.npz --method hdbscan --min-cluster-size 20 --out labels.csv.
+EMBEDDINGS is a file written by skastro embed (.npz, .npy with its .ids.txt, .parquet or
+.csv). The labels file has the columns id,label; HDBSCAN marks noise with -1. Silhouette and
+DBCV are computed on the clustered points (noise left out), on a random sample of at most
+--score-sample points.
+"""
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+METHODS = ("hdbscan", "kmeans", "spectral")
+
+
+def add_arguments(parser):
+    """Add the ``cluster`` options to ``parser``."""
+    parser.add_argument("embeddings", metavar="EMBEDDINGS", help="a file written by skastro embed")
+    parser.add_argument("--method", choices=METHODS, default="hdbscan", help="clustering method")
+    parser.add_argument("--out", required=True, help="labels file to write (.csv)")
+    parser.add_argument(
+        "--n-clusters", type=int, default=8, help="clusters for kmeans and spectral (default 8)"
+    )
+    parser.add_argument(
+        "--min-cluster-size", type=int, default=None, help="hdbscan: smallest cluster size"
+    )
+    parser.add_argument("--min-samples", type=int, default=None, help="hdbscan: min_samples")
+    parser.add_argument(
+        "--standardize",
+        action="store_true",
+        help="scale every embedding component to zero mean and unit variance first",
+    )
+    parser.add_argument("--random-state", type=int, default=0, help="seed (kmeans, spectral)")
+    parser.add_argument(
+        "--score-sample",
+        type=int,
+        default=5000,
+        help="points used to compute silhouette and DBCV (default 5000)",
+    )
+
+
+def _error(message):
+    print(f"skastro cluster: error: {message}", file=sys.stderr)
+
+
+def read_embeddings(path):
+    """Read embeddings and their ids from a file written by ``skastro embed``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``.npz`` (``embeddings`` and ``ids``), ``.npy`` (ids from ``<name>.ids.txt`` when
+        present, else row numbers), ``.parquet`` or ``.csv`` (an ``id`` column, the rest are
+        components).
+
+    Returns
+    -------
+    Z : ndarray of shape (n, d), float32
+    ids : ndarray of shape (n,)
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> path = os.path.join(tempfile.mkdtemp(), "z.npz")
+    >>> np.savez(path, embeddings=np.zeros((3, 2), np.float32), ids=np.array(["a", "b", "c"]))
+    >>> Z, ids = read_embeddings(path)
+    >>> Z.shape, ids.tolist()
+    ((3, 2), ['a', 'b', 'c'])
+    """
+    from skastro.commands.embed import ids_path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as f:
+            if "embeddings" not in f:
+                raise ValueError(f"{path} has no 'embeddings' array (it has {list(f.keys())})")
+            Z = f["embeddings"]
+            ids = f["ids"] if "ids" in f else np.arange(len(Z))
+    elif suffix == ".npy":
+        Z = np.load(path, allow_pickle=False)
+        sidecar = ids_path(path)
+        ids = (
+            np.asarray(sidecar.read_text().splitlines()) if sidecar.is_file() else np.arange(len(Z))
+        )
+    elif suffix in (".csv", ".parquet"):
+        import pandas as pd
+
+        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+        ids = frame.pop("id").to_numpy() if "id" in frame else np.arange(len(frame))
+        Z = frame.to_numpy(dtype=np.float32)
+    else:
+        raise ValueError(f"cannot read embeddings from {path.name}: use .npz, .npy, .csv, .parquet")
+    Z = np.asarray(Z, dtype=np.float32)
+    if Z.ndim != 2 or len(Z) == 0:
+        raise ValueError(f"{path} holds an array of shape {Z.shape}, not (n, d) embeddings")
+    if len(ids) != len(Z):
+        raise ValueError(f"{path}: {len(ids)} ids for {len(Z)} embeddings")
+    if not np.isfinite(Z).all():
+        bad = np.flatnonzero(~np.isfinite(Z).all(axis=1))
+        raise ValueError(
+            f"{path} holds NaN or inf in {len(bad)} embedding(s) (first rows: "
+            f"{', '.join(map(str, bad[:5]))})"
+        )
+    return Z, np.asarray(ids)
+
+
+def make_clusterer(args, n):
+    """The clusterer chosen by ``--method`` with its options."""
+    if args.method == "kmeans":
+        from sklearn.cluster import KMeans
+
+        return KMeans(args.n_clusters, n_init=10, random_state=args.random_state)
+    if args.method == "spectral":
+        from sklearn.cluster import SpectralClustering
+
+        return SpectralClustering(
+            args.n_clusters,
+            affinity="nearest_neighbors",
+            n_neighbors=min(10, n - 1),
+            assign_labels="cluster_qr",
+            random_state=args.random_state,
+        )
+    import hdbscan
+
+    min_cluster_size = args.min_cluster_size or max(5, n // 100)
+    return hdbscan.HDBSCAN(min_cluster_size=min_cluster_size, min_samples=args.min_samples)
+
+
+def cluster_scores(Z, labels, sample_size=5000, random_state=0):
+    """Silhouette and DBCV of a labelling, noise (-1) left out; None when undefined.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Z = np.array([[0.0, 0], [0, 0.1], [5, 5], [5, 5.1]])
+    >>> round(cluster_scores(Z, np.array([0, 0, 1, 1]))["silhouette"], 2)
+    0.98
+    """
+    from sklearn.metrics import silhouette_score
+
+    keep = labels >= 0
+    Z, labels = np.asarray(Z[keep], dtype=np.float64), labels[keep]
+    if len(labels) > sample_size:
+        rng = np.random.default_rng(random_state)
+        index = np.sort(rng.choice(len(labels), sample_size, replace=False))
+        Z, labels = Z[index], labels[index]
+    n_clusters = len(np.unique(labels))
+    if n_clusters < 2 or n_clusters >= len(labels):
+        return {"silhouette": None, "dbcv": None}
+    scores = {"silhouette": float(silhouette_score(Z, labels))}
+    try:
+        from hdbscan.validity import validity_index
+
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dbcv = float(validity_index(Z, labels))
+        scores["dbcv"] = dbcv if np.isfinite(dbcv) else None
+    except (ValueError, ZeroDivisionError, FloatingPointError, IndexError):
+        scores["dbcv"] = None  # duplicates or one-point clusters: DBCV is undefined
+    return scores
+
+
+def run(args):
+    """Run ``skastro cluster``; returns the exit status."""
+    out = Path(args.out)
+    if out.suffix.lower() != ".csv":
+        _error(f"--out must be a .csv file, got {out.name!r}")
+        return 2
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.touch()
+    except OSError as exc:
+        _error(f"cannot write {out}: {exc.strerror or exc}")
+        return 2
+    try:
+        Z, ids = read_embeddings(args.embeddings)
+    except (OSError, ValueError, KeyError) as exc:
+        _error(str(exc))
+        return 1
+    if args.method != "hdbscan" and not 2 <= args.n_clusters <= len(Z) - 1:
+        _error(f"--n-clusters must be between 2 and {len(Z) - 1} for {len(Z)} points")
+        return 2
+    if args.standardize:
+        from sklearn.preprocessing import StandardScaler
+
+        Z = StandardScaler().fit_transform(Z).astype(np.float32)
+    if args.method == "spectral" and len(Z) > 50000:
+        print(
+            f"note: spectral clustering of {len(Z)} points is slow; kmeans or hdbscan scale better",
+            file=sys.stderr,
+        )
+    labels = np.asarray(make_clusterer(args, len(Z)).fit_predict(Z), dtype=np.int64)
+    scores = cluster_scores(Z, labels, args.score_sample, args.random_state)
+
+    import pandas as pd
+
+    pd.DataFrame({"id": ids, "label": labels}).to_csv(out, index=False)
+    n_clusters = len(np.unique(labels[labels >= 0]))
+    noise = int((labels < 0).sum())
+    sizes = np.bincount(labels[labels >= 0]) if n_clusters else np.array([], int)
+    print(f"{args.method}: {n_clusters} clusters in {len(Z)} points", end="")
+    print(f", {noise} noise points" if args.method == "hdbscan" else "")
+    if n_clusters:
+        print("cluster sizes: " + ", ".join(f"{k}: {s}" for k, s in enumerate(sizes) if s))
+    for name in ("silhouette", "dbcv"):
+        value = scores[name]
+        label = "DBCV" if name == "dbcv" else name
+        text = f"{value:.3f}" if value is not None else "n/a (fewer than two clusters)"
+        if value is None and n_clusters >= 2:
+            text = "n/a (undefined for this clustering)"
+        print(f"{label}: {text}")
+    print(f"wrote {len(labels)} labels to {out}")
+    return 0

@@ -1,0 +1,281 @@
+"""Embed image files with a saved model, streaming them in chunks.
+
+Example: skastro embed model/ cutouts/ --out embeddings.npz. The output format follows the
+suffix of --out: .npz (arrays "embeddings" and "ids"), .parquet (an "id" column and one column
+per latent component), .csv (the same as text), or .npy (the embeddings only, written as they
+are computed, with the ids in a <name>.ids.txt file beside it). Images are read and embedded
+--batch-size at a time, so memory does not grow with the number of images read from a .npy
+or HDF5 file.
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from skastro.commands._data import add_data_arguments, describe_error
+
+OUTPUT_SUFFIXES = (".npz", ".npy", ".parquet", ".csv")
+# default chunk: as many images as fit in this many bytes as float32 (at least 1)
+_CHUNK_BYTES = 64 * 2**20
+
+
+def add_arguments(parser):
+    """Add the ``embed`` options to ``parser``."""
+    parser.add_argument("model_dir", metavar="MODEL_DIR", help="a folder saved by skastro fit")
+    parser.add_argument("data", metavar="DATA", help="images, as for skastro fit")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="output file: embeddings.npz, .parquet, .csv or .npy (ids in <name>.ids.txt)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="images read and embedded at a time (default: about 64 MiB of images)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default=None,
+        help="where to run the network (default: the saved model's device, else the CPU)",
+    )
+    add_data_arguments(parser)
+
+
+def _error(message):
+    print(f"skastro embed: error: {message}", file=sys.stderr)
+
+
+def ids_path(npy_path):
+    """The ``<name>.ids.txt`` file that holds the ids of ``<name>.npy`` embeddings."""
+    npy_path = Path(npy_path)
+    return npy_path.with_name(npy_path.stem + ".ids.txt")
+
+
+def run(args):
+    """Run ``skastro embed``; returns the exit status."""
+    from skastro.commands._data import open_data
+    from skastro.exceptions import DataLoadError, ModelFormatError
+    from skastro.serialization import load
+
+    out = Path(args.out)
+    if out.suffix.lower() not in OUTPUT_SUFFIXES:
+        _error(f"--out must end in one of {', '.join(OUTPUT_SUFFIXES)}, got {out.name!r}")
+        return 2
+    if args.batch_size is not None and args.batch_size < 1:
+        _error(f"--batch-size must be at least 1, got {args.batch_size}")
+        return 2
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        writer = _open_writer(out)
+    except (OSError, ImportError) as exc:
+        _error(f"cannot write {out}: {exc}")
+        return 2
+    try:
+        try:
+            estimator = load(args.model_dir, device=args.device)
+        except (ModelFormatError, ValueError) as exc:
+            _error(str(exc))
+            return 1
+
+        def report(line):
+            print(line, file=sys.stderr)
+
+        try:
+            data = open_data(
+                args.data,
+                key=args.key,
+                id_key=args.id_key,
+                skip_bad=args.skip_bad,
+                report=report,
+            )
+        except (DataLoadError, FileNotFoundError, KeyError, ValueError) as exc:
+            _error(describe_error(exc, args.skip_bad))
+            return 1
+        status = _embed(estimator, data, writer, args.batch_size)
+        if status:
+            return status
+        writer.close()
+    finally:
+        writer.abort()
+    print(f"wrote {writer.n_written} embeddings of size {writer.n_components} to {out}")
+    return 0
+
+
+def default_chunk(image_shape):
+    """Images per chunk so that one chunk of float32 images is about 64 MiB."""
+    return int(max(1, min(65536, _CHUNK_BYTES // (4 * int(np.prod(image_shape))))))
+
+
+def _embed(estimator, data, writer, batch_size):
+    from skastro.commands._progress import Progress
+
+    images = data.images
+    n = len(images)
+    chunk = batch_size or default_chunk(images.shape[1:])
+    with Progress(n, "embedding", unit="image") as progress:
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            block = np.asarray(images[start:stop])
+            try:
+                Z = estimator.transform(block)
+            except ValueError as exc:
+                _error(f"images {start}..{stop - 1}: {exc}")
+                return 1
+            writer.write(Z, data.ids[start:stop], total=n)
+            progress.update(stop - start)
+    return 0
+
+
+# ----------------------------------------------------------------------------- writers
+def _open_writer(path):
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return _NpyWriter(path)
+    if suffix == ".csv":
+        return _CsvWriter(path)
+    if suffix == ".parquet":
+        return _ParquetWriter(path)
+    return _NpzWriter(path)
+
+
+class _Writer:
+    """Collects chunks of embeddings; ``close`` makes the file, ``abort`` cleans up on error."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.partial")
+        self.tmp.touch()  # fails now, not after an hour of work, if the folder is read-only
+        self.n_written = 0
+        self.n_components = None
+        self.closed = False
+
+    def write(self, Z, ids, total):
+        self.n_components = Z.shape[1]
+        self._write(np.asarray(Z, dtype=np.float32), np.asarray(ids), total)
+        self.n_written += len(Z)
+
+    def close(self):
+        self._close()
+        self.tmp.replace(self.path)
+        self.closed = True
+
+    def abort(self):
+        if not self.closed:
+            self._abort()
+            self.tmp.unlink(missing_ok=True)
+
+    def _abort(self):
+        pass
+
+
+class _NpyWriter(_Writer):
+    """Streams embeddings into a ``.npy`` file as they are computed (constant memory)."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self._file = None
+        self._ids = None
+
+    def _write(self, Z, ids, total):
+        if self._file is None:
+            self._file = open(self.tmp, "wb")
+            header = {"descr": "<f4", "fortran_order": False, "shape": (total, Z.shape[1])}
+            np.lib.format.write_array_header_1_0(self._file, header)
+            self._ids = open(self._ids_tmp, "w")
+        self._file.write(Z.astype("<f4", copy=False).tobytes())
+        self._ids.writelines(f"{i}\n" for i in ids)
+
+    @property
+    def _ids_tmp(self):
+        return self.tmp.with_name(self.tmp.name + ".ids")
+
+    def _close(self):
+        if self._file is None:
+            raise ValueError("no images were embedded")
+        self._file.close()
+        self._ids.close()
+        Path(self._ids_tmp).replace(ids_path(self.path))
+
+    def _abort(self):
+        for handle in (self._file, self._ids):
+            if handle is not None:
+                handle.close()
+        Path(self._ids_tmp).unlink(missing_ok=True)
+
+
+class _CsvWriter(_Writer):
+    """Streams ``id,z0,z1,...`` rows as they are computed."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self._file = open(self.tmp, "w")
+
+    def _write(self, Z, ids, total):
+        if self.n_written == 0:
+            self._file.write(",".join(["id"] + [f"z{i}" for i in range(Z.shape[1])]) + "\n")
+        for i, row in zip(ids, Z):
+            self._file.write(f"{_csv_field(i)}," + ",".join(f"{v:.9g}" for v in row) + "\n")
+
+    def _close(self):
+        self._file.close()
+
+    def _abort(self):
+        self._file.close()
+
+
+def _csv_field(value):
+    text = str(value)
+    if any(c in text for c in ',"\n'):
+        text = '"' + text.replace('"', '""') + '"'
+    return text
+
+
+class _MemoryWriter(_Writer):
+    """Keeps the (small) embeddings in memory and writes them at the end."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.Z, self.ids = [], []
+
+    def _write(self, Z, ids, total):
+        self.Z.append(Z)
+        self.ids.append(ids)
+
+    def _arrays(self):
+        if not self.Z:
+            raise ValueError("no images were embedded")
+        return np.concatenate(self.Z), np.concatenate(self.ids)
+
+
+class _NpzWriter(_MemoryWriter):
+    def _close(self):
+        Z, ids = self._arrays()
+        if ids.dtype.kind == "O":
+            ids = ids.astype(str)
+        with open(self.tmp, "wb") as f:
+            np.savez(f, embeddings=Z, ids=ids)
+
+
+class _ParquetWriter(_MemoryWriter):
+    def __init__(self, path):
+        import pandas as pd
+
+        try:
+            pd.io.parquet.get_engine("auto")
+        except ImportError as exc:
+            raise ImportError(
+                f"writing .parquet needs pyarrow or fastparquet, which do not import here "
+                f"({exc}); write .npz or .csv instead"
+            ) from exc
+        super().__init__(path)
+
+    def _close(self):
+        import pandas as pd
+
+        Z, ids = self._arrays()
+        frame = pd.DataFrame(Z, columns=[f"z{i}" for i in range(Z.shape[1])])
+        frame.insert(0, "id", ids)
+        frame.to_parquet(self.tmp, index=False)

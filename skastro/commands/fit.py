@@ -1,0 +1,497 @@
+"""Train an estimator on image files and save it as a model folder that loads without pickle.
+
+Example: skastro fit convautoencoder cutouts/ --out model/ --param n_components=8 --epochs 30.
+MODEL is the lowercase class name of an estimator (convautoencoder, vicregembedder, ...);
+--param NAME=VALUE sets any of its parameters (values are read as JSON or Python literals,
+e.g. widths=[16,32] or lr=3e-4, else as text). MODEL_DIR receives model.json,
+weights.safetensors and history.json (load them with skastro.load(MODEL_DIR)) and a
+checkpoint/ folder rewritten after every epoch. Ctrl+C saves a checkpoint and exits with
+status 130; the same command with --resume continues from it. --epochs is the TOTAL number of
+epochs: with --resume, training continues until the model has been trained for --epochs
+epochs in all (so --resume with a larger --epochs also extends a finished fit). A loss that
+becomes NaN or infinite stops training with an error and keeps the last good checkpoint.
+"""
+
+import ast
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from skastro.commands._data import add_data_arguments, describe_error
+
+CHECKPOINT_DIR = "checkpoint"
+EXIT_INTERRUPTED = 130
+# parameters that the command line manages itself
+_MANAGED = ("callbacks",)
+# parameters that may differ between a checkpoint and the command that resumes it
+_FREE_ON_RESUME = ("max_epochs", "verbose", "device", "callbacks", "warm_start")
+
+
+class UsageError(Exception):
+    """A problem with the command line itself (exit status 2)."""
+
+
+def add_arguments(parser):
+    """Add the ``fit`` options to ``parser``."""
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="estimator to train: lowercase class name, e.g. convautoencoder, vicregembedder",
+    )
+    parser.add_argument(
+        "data",
+        metavar="DATA",
+        help="FITS file or folder, .npy file (SDSS layout or plain array), folder of "
+        "PNG/JPEG images, or HDF5 file (with --key)",
+    )
+    parser.add_argument("--out", required=True, metavar="MODEL_DIR", help="folder to save into")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set an estimator parameter (repeatable), e.g. --param n_components=8",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="total number of training epochs (sets max_epochs); with --resume, training "
+        "continues until the model has been trained for this many epochs in all",
+    )
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default=None,
+        help="where to train (default: the estimator's, 'auto' = CUDA when available)",
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from MODEL_DIR/checkpoint")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh even if MODEL_DIR already holds a model or a checkpoint",
+    )
+    parser.add_argument("--quiet", action="store_true", help="do not print the epoch table")
+    add_data_arguments(parser)
+
+
+def _error(message):
+    print(f"skastro fit: error: {message}", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------- estimators
+def fittable_models():
+    """Return ``{lowercase name: class}`` of the estimators ``skastro fit`` can train.
+
+    Those are skastro's public estimators that import here and can be fitted on images,
+    embed them (``transform``) and be saved (``save``): estimators added later appear here
+    without changes to the command line.
+
+    Examples
+    --------
+    >>> "convautoencoder" in fittable_models()
+    True
+    """
+    from skastro.serialization import public_estimator_classes
+
+    return {
+        name.lower(): cls
+        for name, cls in public_estimator_classes().items()
+        if all(callable(getattr(cls, method, None)) for method in ("fit", "transform", "save"))
+    }
+
+
+def resolve_model(name):
+    """The estimator class for a ``MODEL`` argument (case-insensitive), or a UsageError."""
+    import skastro
+    from skastro.serialization import _public_class
+
+    wanted = name.lower().replace("-", "").replace("_", "")
+    for public in skastro._PUBLIC:
+        if public.lower() == wanted:
+            cls = _public_class(public)
+            if cls is not None and all(
+                callable(getattr(cls, m, None)) for m in ("fit", "transform", "save")
+            ):
+                return cls
+    available = ", ".join(sorted(fittable_models()))
+    raise UsageError(f"unknown model {name!r}; choose one of: {available}")
+
+
+def parse_value(text):
+    """Read a ``--param`` value: JSON, else a Python literal, else the text itself.
+
+    Examples
+    --------
+    >>> parse_value("8"), parse_value("[16, 32]"), parse_value("(4, 8)"), parse_value("pca")
+    (8, [16, 32], (4, 8), 'pca')
+    >>> parse_value("true"), parse_value("None")
+    (True, None)
+    """
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+def _coerce(value, default):
+    # JSON has no tuples: a list given for a parameter whose default is a tuple becomes one
+    if isinstance(default, tuple) and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def parse_params(pairs, cls):
+    """Turn ``NAME=VALUE`` strings into parameters of ``cls``; unknown names are an error.
+
+    Examples
+    --------
+    >>> from skastro import ConvAutoencoder
+    >>> parse_params(["n_components=4", "widths=[8,16]"], ConvAutoencoder)
+    {'n_components': 4, 'widths': (8, 16)}
+    """
+    defaults = cls().get_params(deep=False)
+    valid = sorted(name for name in defaults if name not in _MANAGED)
+    params = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise UsageError(f"--param takes NAME=VALUE, got {pair!r}")
+        if name not in valid:
+            raise UsageError(
+                f"unknown parameter {name!r} for {cls.__name__}; valid names: {', '.join(valid)}"
+            )
+        params[name] = _coerce(parse_value(text.strip()), defaults[name])
+    return params
+
+
+def _check_params(cls, params):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    estimator = cls(**params)
+    try:
+        estimator._validate_params()
+    except InvalidParameterError as exc:
+        raise UsageError(str(exc)) from exc
+    return estimator
+
+
+# ----------------------------------------------------------------------------- files
+def _check_writable(folder):
+    """Create ``folder`` and write a probe file in it, so a bad --out fails before training."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".skastro-probe-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise UsageError(f"cannot write to --out {folder}: {reason}") from exc
+
+
+def find_checkpoint(folder):
+    """The checkpoint folder in a MODEL_DIR, or None (an interrupted swap leaves ``.old``)."""
+    from skastro.serialization import MODEL_FILE
+
+    for name in (CHECKPOINT_DIR, f"{CHECKPOINT_DIR}.old"):
+        candidate = Path(folder) / name
+        if (candidate / MODEL_FILE).is_file():
+            return candidate
+    return None
+
+
+def write_checkpoint(estimator, net, folder, params):
+    """Write a checkpoint next to the old one, then swap them, so one is always complete."""
+    from skastro.serialization import save_training_state
+
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_training_state(estimator, net, tmp, params=params)
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_previous(folder):
+    from skastro import serialization as s
+
+    for name in (s.MODEL_FILE, s.WEIGHTS_FILE, s.HISTORY_FILE, s.ARRAYS_FILE, s.OPTIMIZER_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            (folder / name).unlink()
+    for name in (CHECKPOINT_DIR, f"{CHECKPOINT_DIR}.old", f"{CHECKPOINT_DIR}.tmp"):
+        shutil.rmtree(folder / name, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- interruption
+class InterruptGuard:
+    """Turn Ctrl+C into KeyboardInterrupt, except while a checkpoint is being written.
+
+    A checkpoint cut in half would be worse than none, so an interrupt that arrives while one
+    is written is held back until the write has finished.
+    """
+
+    def __init__(self):
+        self.count = 0
+        self._shielded = False
+        self._pending = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        self.count += 1
+        if self._shielded:
+            self._pending = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self):
+        self._previous = signal.signal(signal.SIGINT, self._handler)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, self._previous)
+
+    @contextlib.contextmanager
+    def shield(self, reraise=True):
+        self._shielded = True
+        try:
+            yield
+        finally:
+            self._shielded = False
+            pending, self._pending = self._pending, False
+        if pending and reraise:
+            raise KeyboardInterrupt
+
+
+def _make_checkpoint_callback(folder, saved_params, guard):
+    import torch
+    from skorch.callbacks import Callback
+
+    class EpochCheckpoint(Callback):
+        """Save weights, optimizer state and history after every epoch with finite weights."""
+
+        def on_epoch_end(self, net, **kwargs):
+            finite = all(bool(torch.isfinite(p).all()) for p in net.module_.parameters())
+            if not finite:  # keep the last good checkpoint; the NaN guard stops training next
+                return
+            with guard.shield():
+                write_checkpoint(net.plan, net, folder, saved_params)
+
+    return EpochCheckpoint()
+
+
+def _make_plain_log_callback():
+    """Strip the colour codes of skorch's epoch table when stdout is not a terminal."""
+    import re
+
+    from skorch.callbacks import Callback, PrintLog
+
+    ansi = re.compile(r"\x1b\[[0-9;]*m")
+
+    def plain_print(text, *args, **kwargs):
+        print(ansi.sub("", str(text)), *args, **kwargs)
+
+    class PlainLog(Callback):
+        def on_train_begin(self, net, **kwargs):
+            for _, callback in net.callbacks_:
+                if isinstance(callback, PrintLog) and callback.sink is print:
+                    callback.sink = plain_print
+
+    return PlainLog()
+
+
+def _completed_epochs(history):
+    return sum(1 for row in history if "dur" in row)
+
+
+# ----------------------------------------------------------------------------- command
+def run(args):
+    """Run ``skastro fit``; returns the exit status."""
+    # epoch lines must reach logs and pipes as they are printed, not at exit
+    with contextlib.suppress(AttributeError, ValueError):
+        sys.stdout.reconfigure(line_buffering=True)
+    guard = InterruptGuard()
+    with guard.installed():
+        try:
+            return _fit(args, guard)
+        except UsageError as exc:
+            _error(str(exc))
+            return 2
+
+
+def _fit(args, guard):
+    from skastro.exceptions import DataLoadError, ModelFormatError, NonFiniteLossError
+    from skastro.serialization import read_model_info
+
+    cls = resolve_model(args.model)
+    params = parse_params(args.param, cls)
+    if args.device is not None:
+        params["device"] = args.device
+    if args.epochs is not None:
+        if args.epochs < 1:
+            raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+        params["max_epochs"] = args.epochs
+    estimator = _check_params(cls, params)
+    user_verbose = estimator.get_params()["verbose"]
+    out = Path(args.out)
+    _check_writable(out)
+    checkpoint_dir = out / CHECKPOINT_DIR
+
+    checkpoint = find_checkpoint(out)
+    info = None
+    if args.resume:
+        if checkpoint is None:
+            raise UsageError(f"--resume: no checkpoint in {checkpoint_dir} to continue from")
+        try:
+            info = read_model_info(checkpoint)
+        except ModelFormatError as exc:
+            raise UsageError(f"--resume: {exc}") from exc
+        _check_resumable(info, cls, params)
+    elif checkpoint is not None or (out / "model.json").exists():
+        if not args.overwrite:
+            raise UsageError(
+                f"{out} already holds a model or a checkpoint; pass --resume to continue "
+                "training it, or --overwrite to start afresh"
+            )
+        _remove_previous(out)
+
+    try:
+        data = _open(args)
+    except (DataLoadError, FileNotFoundError, KeyError, ValueError) as exc:
+        _error(describe_error(exc, args.skip_bad))
+        return 1
+    images = data.images
+    shape = "x".join(str(s) for s in images.shape[1:])
+    skipped = f", {len(data.skipped)} unreadable file(s) skipped" if data.skipped else ""
+    print(f"read {len(images)} images of shape {shape} ({data.kind}) from {args.data}{skipped}")
+
+    saved_params = {"callbacks": None, "verbose": user_verbose}
+    callbacks = [("checkpoint", _make_checkpoint_callback(checkpoint_dir, saved_params, guard))]
+    if not sys.stdout.isatty():
+        callbacks.append(("plain_log", _make_plain_log_callback()))
+    train_verbose = 0 if args.quiet else max(1, int(user_verbose))
+    try:
+        if args.resume:
+            estimator, total, done = _resume(args, checkpoint, info, callbacks, train_verbose)
+            if done >= total:
+                print(f"already trained for {done} epochs (--epochs {total}); nothing to resume")
+            else:
+                print(f"resuming {cls.__name__} at epoch {done + 1} of {total}")
+                estimator.partial_fit(images, epochs=total - done)
+        else:
+            total = estimator.max_epochs
+            estimator.set_params(callbacks=callbacks, verbose=train_verbose)
+            print(f"training {cls.__name__} for {total} epochs")
+            estimator.fit(images)
+    except NonFiniteLossError as exc:
+        _error(str(exc))
+        kept = find_checkpoint(out)
+        if kept is not None:
+            epochs = read_model_info(kept)["network"]["epochs"]
+            print(
+                f"the last good checkpoint ({epochs} epoch(s)) is kept in {kept}",
+                file=sys.stderr,
+            )
+        return 1
+    except KeyboardInterrupt:
+        kept = find_checkpoint(out)
+        where = (
+            f"; the checkpoint in {kept} holds {read_model_info(kept)['network']['epochs']} "
+            "epoch(s), continue with --resume"
+            if kept is not None
+            else "; no epoch had finished, nothing was saved"
+        )
+        print(f"interrupted before training finished{where}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ValueError as exc:  # e.g. NaN pixels, or images too small for the network
+        _error(str(exc))
+        return 1
+
+    net = estimator.net_
+    completed = _completed_epochs(net.history)
+    if estimator.interrupted_ or completed < total:
+        with guard.shield(reraise=False):
+            write_checkpoint(estimator, net, checkpoint_dir, saved_params)
+        print(
+            f"interrupted at epoch {len(net.history)}: {completed} of {total} epochs completed; "
+            f"checkpoint saved to {checkpoint_dir} (run the same command with --resume to "
+            "continue)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+
+    estimator.set_params(**saved_params)
+    with guard.shield(reraise=False):
+        estimator.save(out)
+    loss = net.history[-1].get("train_loss")
+    loss_text = f", final train_loss {loss:.4g}" if isinstance(loss, float) else ""
+    print(f"saved {cls.__name__} trained for {completed} epochs{loss_text} to {out}")
+    print(f"embed images with: skastro embed {out} DATA --out embeddings.npz")
+    return 0
+
+
+def _open(args):
+    from skastro.commands._data import open_data
+
+    def report(line):
+        print(line, file=sys.stderr)
+
+    return open_data(
+        args.data, key=args.key, id_key=args.id_key, skip_bad=args.skip_bad, report=report
+    )
+
+
+def _check_resumable(info, cls, params):
+    """A checkpoint continues only the fit that wrote it: same class and parameters."""
+    from skastro.serialization import _Decoder
+
+    if info.get("class") != cls.__name__:
+        raise UsageError(f"--resume: the checkpoint is a {info.get('class')}, not a {cls.__name__}")
+    if not info.get("network"):
+        raise UsageError("--resume: the checkpoint holds no trained network")
+    decoder = _Decoder(".", {})
+    for name, value in params.items():
+        if name in _FREE_ON_RESUME or name not in info.get("params", {}):
+            continue
+        try:
+            saved = decoder.decode(info["params"][name])
+        except Exception:  # an array or estimator parameter: not settable from here anyway
+            continue
+        if saved != value:
+            raise UsageError(
+                f"--resume continues the saved fit, whose {name} is {saved!r}, not {value!r}; "
+                "drop --resume and pass --overwrite to start a new fit with other parameters"
+            )
+
+
+def _resume(args, checkpoint, info, callbacks, train_verbose):
+    from skastro.serialization import load_training_state
+
+    done = int(info["network"]["epochs"])
+    total = args.epochs if args.epochs is not None else done
+    if args.epochs is None:
+        saved_max = info.get("params", {}).get("max_epochs")
+        total = saved_max if isinstance(saved_max, int) else done
+    estimator = load_training_state(
+        checkpoint,
+        device=args.device,
+        params={
+            "callbacks": callbacks,
+            "verbose": train_verbose,
+            "max_epochs": total,
+        },
+    )
+    return estimator, total, done

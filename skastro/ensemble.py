@@ -1,0 +1,361 @@
+"""KFoldEnsemble: K copies of an autoencoder, each trained on K-1 of K folds, used as one."""
+
+import numbers
+
+import numpy as np
+from joblib import Parallel, delayed
+from scipy.linalg import orthogonal_procrustes
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.model_selection import KFold
+from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import _num_samples, check_is_fitted
+
+__all__ = ["KFoldEnsemble", "generalized_procrustes"]
+
+# Generalised Procrustes analysis stops when the consensus moves less than this (relative).
+_GPA_TOL = 1e-7
+_GPA_MAX_ITER = 100
+
+
+def generalized_procrustes(latents, *, reference=0, max_iter=_GPA_MAX_ITER, tol=_GPA_TOL):
+    """Rotate several embeddings of the same points onto a common basis.
+
+    Each embedding is centred, then all are aligned by orthogonal transforms (rotations and
+    reflections, no scaling, so distances inside each embedding are kept) to their consensus,
+    which is updated as the mean of the aligned embeddings until it stops moving (generalised
+    Procrustes analysis; Gower 1975). Finally everything is turned so that the consensus is
+    expressed in the basis of embedding ``reference``.
+
+    Parameters
+    ----------
+    latents : sequence of ndarray of shape (n, d)
+        The embeddings of the same n points (the same d for all).
+    reference : int, default=0
+        Whose basis the result is expressed in.
+    max_iter : int, default=100
+    tol : float, default=1e-7
+
+    Returns
+    -------
+    centers : ndarray of shape (k, d)
+        The mean of each embedding (subtracted before rotating).
+    rotations : ndarray of shape (k, d, d)
+        Orthogonal matrices: ``(Z_k - centers[k]) @ rotations[k]`` are the aligned embeddings.
+    residuals : ndarray of shape (k,)
+        Relative misfit ``||aligned_k - consensus|| / ||consensus||`` of each embedding after
+        alignment (0 when the embeddings differ only by a rotation).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> Z = rng.normal(size=(20, 3))
+    >>> Q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    >>> centers, rotations, residuals = generalized_procrustes([Z, Z @ Q + 5.0])
+    >>> bool(np.allclose((Z @ Q + 5.0 - centers[1]) @ rotations[1], Z - centers[0]))
+    True
+    """
+    latents = [np.asarray(Z, dtype=np.float64) for Z in latents]
+    shapes = {Z.shape for Z in latents}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+        raise ValueError(
+            "Procrustes alignment needs embeddings of one common shape (n, d), got "
+            f"{sorted(shapes)}"
+        )
+    centers = np.stack([Z.mean(axis=0) for Z in latents])
+    centred = [Z - c for Z, c in zip(latents, centers)]
+    consensus = centred[reference]
+    rotations = [np.eye(consensus.shape[1])] * len(centred)
+    for _ in range(max_iter):
+        rotations = [orthogonal_procrustes(Z, consensus)[0] for Z in centred]
+        updated = np.mean([Z @ R for Z, R in zip(centred, rotations)], axis=0)
+        moved = np.linalg.norm(updated - consensus)
+        consensus = updated
+        if moved <= tol * max(np.linalg.norm(consensus), 1e-300):
+            break
+    # express the consensus in the reference embedding's own basis
+    turn = orthogonal_procrustes(consensus, centred[reference])[0]
+    rotations = np.stack([R @ turn for R in rotations])
+    consensus = consensus @ turn
+    scale = max(np.linalg.norm(consensus), 1e-300)
+    residuals = np.array(
+        [np.linalg.norm(Z @ R - consensus) / scale for Z, R in zip(centred, rotations)]
+    )
+    return centers, rotations, residuals
+
+
+def _fit_member(estimator, X, index):
+    return estimator.fit(_safe_indexing(X, index))
+
+
+def _members_have(name):
+    def check(self):
+        members = getattr(self, "estimators_", None)
+        if members is not None:
+            return all(hasattr(member, name) for member in members)
+        return hasattr(self._member_template(), name)
+
+    return check
+
+
+class KFoldEnsemble(TransformerMixin, BaseEstimator):
+    """Ensemble of K autoencoders, each trained on K-1 of K folds of the data.
+
+    On small data sets one autoencoder tends to fit the patterns that lower the loss over the
+    whole set and to miss the rarer kinds of image; K members that each saw a different 90%
+    of the data, averaged, reconstruct better (the protoplanetary-disk write-up reports MSE
+    0.061 and MS-SSIM 0.971 with 10 folds).
+
+    - :meth:`reconstruct` averages the members' reconstructions.
+    - :meth:`transform` combines the members' latents. Each member learns its own latent basis
+      (units in any order, any sign, rotated), so the latents cannot simply be averaged. With
+      ``combine="procrustes"`` (default) the members' latents of the training images are
+      centred and aligned by orthogonal transforms to their consensus (generalised Procrustes
+      analysis, expressed in the first member's basis); ``transform`` returns the mean of the
+      aligned member latents, ``mean_k (z_k(x) - c_k) R_k``, of size ``n_components``.
+      Orthogonal maps keep each member's distances, so clusters are not distorted.
+      ``combine="concatenate"`` returns all member latents side by side instead (size
+      ``K * n_components``).
+
+    Works with any transformer; :meth:`reconstruct` and the reconstruction :meth:`score` need
+    members with ``reconstruct`` (every skastro autoencoder).
+
+    Parameters
+    ----------
+    estimator : estimator or None, default=None
+        The member, cloned K times; ``None`` means
+        :class:`~skastro.EquivariantAutoencoder` with its defaults. Members with a
+        ``random_state`` parameter each get a different seed drawn from ``random_state``.
+    n_splits : int, default=10
+        Number of folds and members (at least 2).
+    combine : {"procrustes", "concatenate"}, default="procrustes"
+        How :meth:`transform` combines the member latents (see above).
+    shuffle : bool, default=True
+        Shuffle the images before splitting into folds.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the folds and the members' seeds.
+    n_jobs : int or None, default=None
+        Members trained in parallel with joblib (``-1``: all cores). Each worker then uses
+        fewer torch threads.
+    verbose : int, default=0
+        joblib's progress messages.
+
+    Attributes
+    ----------
+    estimators_ : list of estimators
+        The fitted members.
+    fold_indices_ : list of ndarray
+        The training-image indices held out from each member (its validation fold).
+    centers_ : ndarray of shape (n_splits, n_components)
+        Mean latent of each member on the training images (``combine="procrustes"``).
+    rotations_ : ndarray of shape (n_splits, n_components, n_components)
+        Orthogonal alignment of each member (``combine="procrustes"``).
+    alignment_residuals_ : ndarray of shape (n_splits,)
+        Relative misfit of each member after alignment: near 0 when the members learnt the
+        same latent space up to a rotation, near 1 when they learnt unrelated ones.
+    n_features_in_ : int
+        Number of features per image seen in ``fit``.
+
+    See Also
+    --------
+    EquivariantAutoencoder, ConvAutoencoder : typical members.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skastro import ConvAutoencoder, KFoldEnsemble
+    >>> X = np.random.default_rng(0).random((30, 1, 8, 8), dtype=np.float32)
+    >>> member = ConvAutoencoder(n_components=3, widths=(4,), max_epochs=1)
+    >>> ensemble = KFoldEnsemble(member, n_splits=3, random_state=0).fit(X)
+    >>> len(ensemble.estimators_)
+    3
+    >>> ensemble.transform(X).shape
+    (30, 3)
+    >>> ensemble.reconstruct(X).shape
+    (30, 1, 8, 8)
+    """
+
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit", "transform"]), None],
+        "n_splits": [Interval(numbers.Integral, 2, None, closed="left")],
+        "combine": [StrOptions({"procrustes", "concatenate"})],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "n_jobs": [numbers.Integral, None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        n_splits=10,
+        combine="procrustes",
+        shuffle=True,
+        random_state=None,
+        n_jobs=None,
+        verbose=0,
+    ):
+        self.estimator = estimator
+        self.n_splits = n_splits
+        self.combine = combine
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def _member_template(self):
+        if self.estimator is not None:
+            return self.estimator
+        from skastro.estimators.equivariant_autoencoder import EquivariantAutoencoder
+
+        return EquivariantAutoencoder()
+
+    def fit(self, X, y=None):
+        """Train ``n_splits`` clones, each on the images outside one fold.
+
+        Parameters
+        ----------
+        X : array-like
+            Training images, in any layout the members accept.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+        """
+        self._validate_params()
+        n_samples = _num_samples(X)
+        if n_samples < self.n_splits:
+            raise ValueError(
+                f"KFoldEnsemble with n_splits={self.n_splits} needs at least that many images, "
+                f"got n_samples = {n_samples}"
+            )
+        rng = check_random_state(self.random_state)
+        split_seed = int(rng.randint(np.iinfo(np.int32).max)) if self.shuffle else None
+        folds = KFold(self.n_splits, shuffle=self.shuffle, random_state=split_seed)
+        train_test = list(folds.split(np.arange(n_samples)))
+        seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_splits)
+
+        members = []
+        for seed in seeds:
+            member = clone(self._member_template())
+            if "random_state" in member.get_params(deep=False):
+                member.set_params(random_state=int(seed))
+            members.append(member)
+        self.estimators_ = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)(
+            delayed(_fit_member)(member, X, train)
+            for member, (train, _) in zip(members, train_test)
+        )
+        self.fold_indices_ = [test for _, test in train_test]
+        first = self.estimators_[0]
+        self.n_features_in_ = getattr(first, "n_features_in_", None)
+        if self.n_features_in_ is None:
+            del self.n_features_in_
+        if self.combine == "procrustes":
+            latents = [member.transform(X) for member in self.estimators_]
+            self.centers_, self.rotations_, self.alignment_residuals_ = generalized_procrustes(
+                latents
+            )
+        return self
+
+    def transform(self, X):
+        """Combined latent of the members (see the class description).
+
+        Parameters
+        ----------
+        X : array-like
+            Images.
+
+        Returns
+        -------
+        Z : ndarray of shape (n, n_components) or (n, n_splits * n_components), float32
+        """
+        check_is_fitted(self)
+        latents = [np.asarray(member.transform(X)) for member in self.estimators_]
+        if self.combine == "concatenate":
+            return np.hstack(latents).astype(np.float32, copy=False)
+        aligned = [
+            (Z.astype(np.float64) - center) @ rotation
+            for Z, center, rotation in zip(latents, self.centers_, self.rotations_)
+        ]
+        return np.mean(aligned, axis=0).astype(np.float32)
+
+    @available_if(_members_have("reconstruct"))
+    def reconstruct(self, X):
+        """Average of the members' reconstructions.
+
+        Parameters
+        ----------
+        X : array-like
+            Images with the shape seen in ``fit``.
+
+        Returns
+        -------
+        X_rec : ndarray, float32
+            Reconstructions in the same layout and units as ``X``.
+        """
+        check_is_fitted(self)
+        total = None
+        for member in self.estimators_:
+            reconstruction = np.asarray(member.reconstruct(X), dtype=np.float64)
+            total = reconstruction if total is None else total + reconstruction
+        return (total / len(self.estimators_)).astype(np.float32)
+
+    def score(self, X, y=None):
+        """Negative mean squared error of the ensemble reconstruction (higher is better).
+
+        As for a single skastro autoencoder, the error is per pixel in units of the per-channel
+        standard deviation of the training images (averaged over the members). Members
+        without ``reconstruct`` give the mean of their own scores instead.
+
+        Parameters
+        ----------
+        X : array-like
+            Images.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+        """
+        check_is_fitted(self)
+        if not all(hasattr(m, "reconstruct") for m in self.estimators_):
+            return float(np.mean([member.score(X) for member in self.estimators_]))
+        reconstruction = self.reconstruct(X)
+        n = _num_samples(X)
+        first = self.estimators_[0]
+        shape = getattr(first, "image_shape_", None)
+        original = np.asarray(X, dtype=np.float64)
+        if shape is None:
+            error = (original.reshape(n, -1) - reconstruction.reshape(n, -1)) ** 2
+            return -float(error.mean())
+        std = np.mean([m.channel_std_ for m in self.estimators_], axis=0).reshape(1, -1, 1, 1)
+        error = (original.reshape(n, *shape) - reconstruction.reshape(n, *shape)) / std
+        return -float((error**2).mean())
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the combined latent components, ``kfoldensemble0``, ...
+
+        Returns
+        -------
+        names : ndarray of str
+        """
+        check_is_fitted(self)
+        n_out = self.centers_.shape[1] if self.combine == "procrustes" else None
+        if n_out is None:
+            n_out = sum(len(m.get_feature_names_out()) for m in self.estimators_)
+        return np.asarray([f"kfoldensemble{i}" for i in range(n_out)], dtype=object)
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import get_tags
+
+        tags = super().__sklearn_tags__()
+        member_tags = get_tags(self._member_template())
+        tags.input_tags = member_tags.input_tags
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        tags.non_deterministic = member_tags.non_deterministic
+        return tags

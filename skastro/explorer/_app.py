@@ -1,0 +1,556 @@
+"""The Dash app: layout of the three columns and the callbacks that wire them.
+
+Dash (Flask + React + plotly.js) is used because it is the maintained way to put a plotly
+WebGL scatter behind Python callbacks: zoom, pan, 3-D rotation, legend isolation, box and
+lasso selection and PNG export come with plotly.js, its JavaScript bundles are served from
+the installed package (no network), and every callback is an ordinary Python function.
+"""
+
+import flask
+from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+
+from skastro.explorer import _callbacks as cb
+from skastro.explorer._compute import CLUSTER_SPACES, CLUSTERINGS, PROJECTIONS
+from skastro.explorer._thumbnails import STRETCHES
+
+THUMBNAIL_ROUTE = "/_skastro/thumbnail/"
+POLL_INTERVAL_MS = 250
+
+_CSS = """
+* { box-sizing: border-box; }
+body { margin: 0; font-family: system-ui, -apple-system, "Segoe UI", sans-serif; font-size: 14px;
+       color: #222; background: #f4f5f7; }
+.explorer { display: grid; grid-template-columns: 270px minmax(0, 1fr) 380px; height: 100vh; }
+.column { overflow-y: auto; padding: 12px; }
+.left { background: #fff; border-right: 1px solid #ddd; }
+.right { background: #fff; border-left: 1px solid #ddd; }
+.centre { display: flex; flex-direction: column; padding: 8px; min-width: 0; }
+h2 { font-size: 18px; margin: 0 0 4px; }
+h3 { font-size: 13px; text-transform: uppercase; letter-spacing: .04em; color: #666;
+     margin: 16px 0 6px; }
+h4 { font-size: 13px; margin: 12px 0 6px; }
+label.field { display: block; margin: 6px 0 2px; color: #444; }
+.field-input { width: 100%; padding: 4px 6px; border: 1px solid #ccc; border-radius: 4px; }
+.radio label { margin-right: 10px; white-space: nowrap; }
+.hint { color: #777; font-size: 12px; margin: 4px 0; }
+button.primary { margin-top: 14px; width: 100%; padding: 8px; font-size: 15px; border: 0;
+                 border-radius: 4px; background: #1f6feb; color: #fff; cursor: pointer; }
+button.primary:disabled { background: #8fb3ee; cursor: progress; }
+button.secondary { padding: 5px 10px; border: 1px solid #1f6feb; border-radius: 4px;
+                   background: #fff; color: #1f6feb; cursor: pointer; }
+.progress { height: 8px; background: #e3e6ea; border-radius: 4px; margin-top: 10px;
+            overflow: hidden; }
+.progress-bar { height: 100%; background: #1f6feb; transition: width .2s; }
+.status { margin-top: 6px; font-size: 12px; color: #444; min-height: 2.5em; }
+.toolbar { display: flex; align-items: center; gap: 10px; padding: 4px 4px 8px; flex-wrap: wrap; }
+.toolbar .color-by { width: 220px; }
+.graph { flex: 1; min-height: 0; background: #fff; border: 1px solid #ddd; border-radius: 4px; }
+.instance-controls { display: grid; grid-template-columns: 1fr 1.4fr 56px; gap: 6px; }
+.instance-image { display: block; margin: 10px auto; width: 192px; height: 192px;
+                  object-fit: contain; image-rendering: pixelated; background: #000; }
+table.record { border-collapse: collapse; width: 100%; font-size: 12px; }
+table.record th { text-align: left; color: #666; font-weight: normal; padding: 2px 6px 2px 0;
+                  vertical-align: top; width: 40%; }
+table.record td { padding: 2px 0; word-break: break-all; }
+.thumb-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(76px, 1fr));
+              gap: 6px; }
+button.thumb { padding: 2px; border: 1px solid #ddd; border-radius: 4px; background: #fff;
+               cursor: pointer; }
+button.thumb:hover { border-color: #1f6feb; }
+button.thumb img { width: 72px; height: 72px; object-fit: contain; image-rendering: pixelated;
+                   background: #000; display: block; margin: auto; }
+.thumb-caption { font-size: 10px; color: #444; overflow: hidden; text-overflow: ellipsis;
+                 white-space: nowrap; max-width: 100px; }
+"""
+
+_INDEX = (
+    """<!DOCTYPE html>
+<html>
+<head>
+{%metas%}
+<title>{%title%}</title>
+{%favicon%}
+{%css%}
+<style>"""
+    + _CSS
+    + """</style>
+</head>
+<body>
+{%app_entry%}
+<footer>
+{%config%}
+{%scripts%}
+{%renderer%}
+</footer>
+</body>
+</html>
+"""
+)
+
+
+_RING_SCRIPT = """
+function (selection) {
+    if (!selection || !selection.point) { return window.dash_clientside.no_update; }
+    // Two frames later: the instance panel is on screen before the scatter is redrawn.
+    requestAnimationFrame(function () { setTimeout(function () {
+        var gd = document.querySelector('#scatter .js-plotly-plot');
+        if (!gd || !gd.data || !window.Plotly) { return; }
+        var last = gd.data.length - 1, p = selection.point;
+        var update = {x: [[p[0]]], y: [[p[1]]], customdata: [[selection.index]]};
+        if (p.length === 3) { update.z = [[p[2]]]; }
+        window.Plotly.restyle(gd, update, [last]);
+    }, 0); });
+    return selection.index;
+}
+"""
+
+
+def _field(label, component, group_id=None):
+    children = [html.Label(label, className="field"), component]
+    return html.Div(children) if group_id is None else html.Div(children, id=group_id)
+
+
+def _radio(component_id, options, value):
+    return dcc.RadioItems(
+        id=component_id,
+        options=[{"label": label, "value": value} for value, label in options.items()],
+        value=value,
+        inline=True,
+        className="radio",
+    )
+
+
+def _number_input(component_id, value, **kwargs):
+    return dcc.Input(
+        id=component_id,
+        type="number",
+        value=value,
+        debounce=True,
+        className="field-input",
+        **kwargs,
+    )
+
+
+def _left_column(explorer, view):
+    spec = view.spec
+    embedding_options = []
+    for name in explorer.embedding_names:
+        kind, _ = explorer._sources[name]
+        detail = {"array": "precomputed", "estimator": "estimator", "pixels": "raw pixels"}[kind]
+        if name in explorer._embeddings:
+            detail += f", {explorer._embeddings[name].shape[1]}-D"
+        embedding_options.append({"label": f"{name} ({detail})", "value": name})
+    return html.Div(
+        [
+            html.H2("skastro explorer"),
+            html.Div(
+                f"{len(explorer)} images of {'x'.join(map(str, explorer.images.shape[1:]))}",
+                className="hint",
+            ),
+            html.H3("Embedding"),
+            dcc.Dropdown(
+                id="embedding", options=embedding_options, value=spec.embedding, clearable=False
+            ),
+            html.H3("Projection"),
+            _radio("projection", PROJECTIONS, spec.projection),
+            _radio("n-dims", {2: "2-D", 3: "3-D"}, spec.n_dims),
+            _field(
+                "t-SNE perplexity",
+                _number_input("perplexity", spec.perplexity, min=1),
+                "tsne-params",
+            ),
+            html.Div(
+                [
+                    _field(
+                        "UMAP neighbours",
+                        _number_input("umap-n-neighbors", spec.umap_n_neighbors, min=2),
+                    ),
+                    _field(
+                        "UMAP min. distance",
+                        _number_input("min-dist", spec.min_dist, min=0, max=1, step=0.05),
+                    ),
+                ],
+                id="umap-params",
+            ),
+            html.H3("Clustering"),
+            _radio("clustering", CLUSTERINGS, spec.clustering),
+            _field(
+                "Number of clusters",
+                _number_input("n-clusters", spec.n_clusters, min=2),
+                "n-clusters-params",
+            ),
+            html.Div(
+                [
+                    _field(
+                        "Min. cluster size",
+                        _number_input("min-cluster-size", spec.min_cluster_size, min=2),
+                    ),
+                    _field(
+                        "Min. samples",
+                        _number_input(
+                            "min-samples",
+                            spec.min_samples,
+                            min=1,
+                            placeholder="= min. cluster size",
+                        ),
+                    ),
+                ],
+                id="hdbscan-params",
+            ),
+            html.Div(
+                [
+                    html.Label("Cluster on", className="field"),
+                    _radio("cluster-space", CLUSTER_SPACES, spec.cluster_space),
+                ],
+                id="cluster-space-params",
+            ),
+            html.Button("Compute", id="compute", className="primary", n_clicks=0),
+            html.Div(
+                html.Div(id="progress-bar", className="progress-bar", style={"width": "0%"}),
+                className="progress",
+            ),
+            html.Div(f"Showing {spec.describe()}", id="status", className="status"),
+            dcc.Interval(id="poll", interval=POLL_INTERVAL_MS, disabled=True),
+            dcc.Store(id="job-id"),
+        ],
+        className="column left",
+    )
+
+
+def _centre_column(explorer, view, figure):
+    options, value = cb.color_dropdown(explorer, view.key)
+    return html.Div(
+        [
+            html.Div(
+                [
+                    html.Span("Colour by"),
+                    dcc.Dropdown(
+                        id="color-by",
+                        options=options,
+                        value=value,
+                        clearable=False,
+                        className="color-by",
+                    ),
+                    html.Span(cb.selection_summary(None), id="selection-summary", className="hint"),
+                    html.Button(
+                        "Export selection (CSV)", id="export", className="secondary", n_clicks=0
+                    ),
+                    html.Span(id="export-status", className="hint"),
+                    dcc.Download(id="download"),
+                ],
+                className="toolbar",
+            ),
+            dcc.Graph(
+                id="scatter",
+                figure=figure,
+                className="graph",
+                style={"height": "100%"},
+                clear_on_unhover=True,
+                config={
+                    "displaylogo": False,
+                    "scrollZoom": True,
+                    # The camera icon saves a PNG of the current view (the "screenshot").
+                    "toImageButtonOptions": {
+                        "format": "png",
+                        "filename": "skastro-explorer",
+                        "scale": 2,
+                    },
+                },
+            ),
+            dcc.Tooltip(id="tooltip", direction="right"),
+            dcc.Store(id="view-key", data=view.key),
+        ],
+        className="centre",
+    )
+
+
+def _right_column(explorer):
+    thumbnails = explorer._thumbnails
+    band_options = [
+        {"label": "RGB composite" if band == "rgb" else explorer.band_names[band], "value": band}
+        for band in thumbnails.band_options()
+    ]
+    return html.Div(
+        [
+            html.H2("Instance"),
+            html.Div(
+                [
+                    dcc.Dropdown(
+                        id="stretch", options=list(STRETCHES), value="asinh", clearable=False
+                    ),
+                    dcc.Dropdown(
+                        id="band",
+                        options=band_options,
+                        value=thumbnails.normalize_band(None),
+                        clearable=False,
+                        disabled=len(band_options) < 2,
+                    ),
+                    dcc.Input(
+                        id="k",
+                        type="number",
+                        value=explorer.n_neighbors,
+                        min=1,
+                        max=cb.MAX_K,
+                        debounce=True,
+                        className="field-input",
+                        placeholder="k",
+                    ),
+                ],
+                className="instance-controls",
+            ),
+            html.Div(
+                html.P(
+                    "Click a point to see its image, metadata and similar images.", className="hint"
+                ),
+                id="instance-panel",
+            ),
+            dcc.Store(id="selected-index"),
+            dcc.Store(id="ring-drawn"),
+        ],
+        className="column right",
+    )
+
+
+def _progress_style(fraction):
+    return {"width": f"{100 * max(0.0, min(1.0, fraction)):.0f}%"}
+
+
+def build_app(explorer):
+    """Build the Dash app for ``explorer`` (see :meth:`Explorer.make_app`)."""
+    view = explorer.view
+    # Built here once, in the page's first response: the 50,000-point figure reaches the
+    # browser with the layout instead of after a second round trip.
+    figure = explorer.figure(view)
+    app = Dash(
+        __name__,
+        title="skastro explorer",
+        update_title=None,
+        serve_locally=True,
+        # The neighbour buttons exist only once a point is clicked.
+        suppress_callback_exceptions=True,
+        assets_ignore=".*",
+    )
+    app.index_string = _INDEX
+    app.layout = html.Div(
+        [
+            _left_column(explorer, view),
+            _centre_column(explorer, view, figure),
+            _right_column(explorer),
+        ],
+        className="explorer",
+    )
+
+    @app.server.route(THUMBNAIL_ROUTE + "<int:index>.png")
+    def thumbnail(index):
+        # Only an integer index into the in-memory images reaches the renderer: no request
+        # data ever becomes a path. Bad stretch/band/size values are a 400, not a 500.
+        args = flask.request.args
+        try:
+            png = explorer.thumbnail(
+                index,
+                stretch=args.get("stretch", "asinh"),
+                band=args.get("band") or None,
+                size=int(args.get("size", cb.TOOLTIP_IMAGE_SIZE)),
+            )
+        except IndexError:
+            flask.abort(404)
+        except ValueError:
+            flask.abort(400)
+        response = flask.Response(png, mimetype="image/png")
+        response.headers["Cache-Control"] = "private, max-age=3600"
+        return response
+
+    @app.callback(
+        Output("tsne-params", "style"),
+        Output("umap-params", "style"),
+        Output("n-clusters-params", "style"),
+        Output("hdbscan-params", "style"),
+        Output("cluster-space-params", "style"),
+        Input("projection", "value"),
+        Input("clustering", "value"),
+    )
+    def show_parameters(projection, clustering):
+        styles = cb.parameter_visibility(projection, clustering)
+        return (
+            styles["tsne"],
+            styles["umap"],
+            styles["n_clusters"],
+            styles["hdbscan"],
+            styles["cluster_space"],
+        )
+
+    @app.callback(
+        Output("job-id", "data"),
+        Output("poll", "disabled"),
+        Output("compute", "disabled"),
+        Output("status", "children"),
+        Output("progress-bar", "style"),
+        Output("view-key", "data"),
+        Input("compute", "n_clicks"),
+        Input("poll", "n_intervals"),
+        State("job-id", "data"),
+        State("embedding", "value"),
+        State("projection", "value"),
+        State("n-dims", "value"),
+        State("clustering", "value"),
+        State("cluster-space", "value"),
+        State("perplexity", "value"),
+        State("umap-n-neighbors", "value"),
+        State("min-dist", "value"),
+        State("n-clusters", "value"),
+        State("min-cluster-size", "value"),
+        State("min-samples", "value"),
+        prevent_initial_call=True,
+    )
+    def computation(
+        _clicks,
+        _intervals,
+        job_id,
+        embedding,
+        projection,
+        n_dims,
+        clustering,
+        cluster_space,
+        perplexity,
+        umap_n_neighbors,
+        min_dist,
+        n_clusters,
+        min_cluster_size,
+        min_samples,
+    ):
+        # One callback both starts the worker and polls it, so the two never race over the
+        # button, the progress bar and the interval.
+        if ctx.triggered_id == "compute":
+            started = cb.start_computation(
+                explorer,
+                dict(
+                    embedding=embedding,
+                    projection=projection,
+                    n_dims=n_dims,
+                    clustering=clustering,
+                    cluster_space=cluster_space,
+                    perplexity=perplexity,
+                    umap_n_neighbors=umap_n_neighbors,
+                    min_dist=min_dist,
+                    n_clusters=n_clusters,
+                    min_cluster_size=min_cluster_size,
+                    min_samples=min_samples,
+                ),
+            )
+            running = started["job_id"] is not None
+            return (
+                started["job_id"],
+                not running,
+                running,
+                started["status"],
+                _progress_style(0.0),
+                no_update,
+            )
+        state = cb.poll_computation(explorer, job_id)
+        if not state["done"]:
+            return (
+                no_update,
+                False,
+                True,
+                state["status"],
+                _progress_style(state["fraction"]),
+                no_update,
+            )
+        view_key = state["view_key"] if state["view_key"] is not None else no_update
+        return (None, True, False, state["status"], _progress_style(state["fraction"]), view_key)
+
+    @app.callback(
+        Output("color-by", "options"),
+        Output("color-by", "value"),
+        Input("view-key", "data"),
+        State("color-by", "value"),
+        prevent_initial_call=True,
+    )
+    def color_menu(view_key, current):
+        return cb.color_dropdown(explorer, view_key, current)
+
+    @app.callback(
+        Output("scatter", "figure"),
+        Input("view-key", "data"),
+        Input("color-by", "value"),
+        State("selected-index", "data"),
+        prevent_initial_call=True,
+    )
+    def scatter(view_key, color_by, selected):
+        return cb.figure_for(explorer, view_key, color_by, selected)
+
+    @app.callback(
+        Output("instance-panel", "children"),
+        Output("selected-index", "data"),
+        Input("scatter", "clickData"),
+        Input({"type": "neighbour", "index": ALL}, "n_clicks"),
+        Input("stretch", "value"),
+        Input("band", "value"),
+        Input("k", "value"),
+        Input("view-key", "data"),
+        State("selected-index", "data"),
+        prevent_initial_call=True,
+    )
+    def instance(click_data, _neighbour_clicks, stretch, band, k, view_key, current):
+        trigger = ctx.triggered_id
+        if trigger == "scatter":
+            index = cb.clicked_index(click_data)
+        elif isinstance(trigger, dict):
+            # New neighbour buttons also fire this with n_clicks 0: only a real click counts.
+            if not ctx.triggered[0]["value"]:
+                raise PreventUpdate
+            index = trigger["index"]
+        else:
+            # A display setting or the view changed: redraw the panel for the same image.
+            index = cb.selected_index(current)
+        if index is None:
+            raise PreventUpdate
+        return cb.show_instance(explorer, view_key, index, stretch, band, k)
+
+    # Moves the ring in the browser once the panel has been painted (see show_instance).
+    app.clientside_callback(
+        _RING_SCRIPT,
+        Output("ring-drawn", "data"),
+        Input("selected-index", "data"),
+        prevent_initial_call=True,
+    )
+
+    @app.callback(
+        Output("selection-summary", "children"),
+        Input("scatter", "selectedData"),
+    )
+    def summary(selected_data):
+        return cb.selection_summary(selected_data)
+
+    @app.callback(
+        Output("download", "data"),
+        Output("export-status", "children"),
+        Input("export", "n_clicks"),
+        State("scatter", "selectedData"),
+        State("view-key", "data"),
+        prevent_initial_call=True,
+    )
+    def export(_clicks, selected_data, view_key):
+        text = cb.selection_csv(explorer, view_key, selected_data)
+        if text is None:
+            return no_update, "Nothing selected: use the box or lasso tool first."
+        count = text.count("\n") - 1
+        return dict(content=text, filename="skastro-selection.csv"), f"Exported {count} ids."
+
+    @app.callback(
+        Output("tooltip", "show"),
+        Output("tooltip", "bbox"),
+        Output("tooltip", "children"),
+        Input("scatter", "hoverData"),
+        State("stretch", "value"),
+        State("band", "value"),
+    )
+    def tooltip(hover_data, stretch, band):
+        def url(index):
+            query = f"?stretch={stretch}&band={band}&size={cb.TOOLTIP_IMAGE_SIZE}"
+            return app.get_relative_path(f"{THUMBNAIL_ROUTE}{index}.png") + query
+
+        return cb.hover_tooltip(explorer, hover_data, url)
+
+    return app

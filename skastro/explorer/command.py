@@ -1,0 +1,195 @@
+"""``skastro explore DATA [--model M] [--metadata CSV] [--port P]``: the explorer's subcommand.
+
+The lead's :mod:`skastro.cli` adds these arguments to its ``explore`` subparser and calls
+:func:`run_explore`; everything here is reading inputs, the rest is :class:`Explorer`.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+_FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")
+_HDF5_SUFFIXES = (".h5", ".hdf5", ".he5")
+_PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# Metadata columns that may hold the images' ids, tried in this order to align rows by id.
+_ID_COLUMNS = ("id", "ids", "objid", "object_id", "identifier", "filename", "name")
+
+
+def add_explore_arguments(parser):
+    """Add the ``explore`` subcommand's arguments to ``parser``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    """
+    parser.add_argument(
+        "data",
+        metavar="DATA",
+        help="images: a FITS file or folder, an SDSS-style .npy, a folder of PNG/JPEG files, "
+        "or an HDF5 file (with --key)",
+    )
+    parser.add_argument(
+        "--model",
+        metavar="M",
+        help="fitted model that embeds the images: a folder saved by `skastro fit` or a "
+        "joblib file; without it the raw pixels are the embedding",
+    )
+    parser.add_argument(
+        "--metadata",
+        metavar="CSV",
+        help="CSV with one row per image (in order, or with an id column matching the ids)",
+    )
+    parser.add_argument("--port", type=int, default=8050, help="port to serve on (default 8050)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to listen on (default 127.0.0.1, this machine only; the app has no "
+        "authentication)",
+    )
+    parser.add_argument("--key", help="dataset holding the images in an HDF5 file")
+    parser.add_argument(
+        "--save-html",
+        metavar="PATH",
+        help="write a self-contained HTML file of the default view and exit without serving",
+    )
+    return parser
+
+
+def _suffix(path):
+    name = path.name.lower()
+    for suffix in _FITS_SUFFIXES + _HDF5_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix
+    return path.suffix.lower()
+
+
+def load_data(path, key=None):
+    """Read DATA with the loader its kind calls for.
+
+    Returns
+    -------
+    sklearn.utils.Bunch
+        With ``images`` and ``ids`` at least.
+    """
+    from skastro import datasets
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder: {path}")
+    if path.is_dir():
+        names = [p.name.lower() for p in path.iterdir() if p.is_file()]
+        if any(name.endswith(_FITS_SUFFIXES) for name in names):
+            return datasets.load_fits(path)
+        if any(name.endswith(_PICTURE_SUFFIXES) for name in names):
+            return datasets.load_image_folder(path)
+        raise ValueError(f"{path} holds no FITS, PNG or JPEG files")
+    suffix = _suffix(path)
+    if suffix in _FITS_SUFFIXES:
+        return datasets.load_fits(path)
+    if suffix == ".npy":
+        return datasets.load_sdss_npy(path)
+    if suffix in _HDF5_SUFFIXES:
+        return datasets.load_hdf5(path) if key is None else datasets.load_hdf5(path, key=key)
+    raise ValueError(
+        f"cannot tell how to read {path.name}: expected .fits/.fit, .npy, .h5/.hdf5, or a "
+        "folder of FITS or PNG/JPEG files"
+    )
+
+
+def load_model(path):
+    """A fitted model from a folder saved by the CLI (``skastro.load``) or a joblib file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such model: {path}")
+    if path.is_dir():
+        from skastro import load
+
+        return load(path)
+    import joblib
+
+    return joblib.load(path)
+
+
+def align_metadata(frame, ids):
+    """Rows of ``frame`` in the images' order: matched on an id column when one holds
+    every id, else taken in order when the row count matches.
+    """
+    ids = [str(i) for i in ids]
+    for column in frame.columns:
+        if str(column).lower() not in _ID_COLUMNS:
+            continue
+        keys = frame[column].astype(str)
+        if set(ids) <= set(keys):
+            return (
+                frame.drop_duplicates(subset=column).set_index(keys).loc[ids].reset_index(drop=True)
+            )
+    if len(frame) == len(ids):
+        return frame.reset_index(drop=True)
+    raise ValueError(
+        f"the metadata has {len(frame)} rows for {len(ids)} images and no id column "
+        f"({', '.join(_ID_COLUMNS)}) that holds every image id"
+    )
+
+
+def build_explorer(args):
+    """The :class:`Explorer` that parsed ``explore`` arguments describe."""
+    import pandas as pd
+
+    from skastro.explorer import Explorer
+
+    bunch = load_data(args.data, key=getattr(args, "key", None))
+    images = bunch["images"]
+    ids = bunch.get("ids")
+    if ids is None:
+        ids = bunch.get("filenames")
+    metadata = bunch.get("metadata")
+    if metadata is not None:
+        metadata = pd.DataFrame(metadata).reset_index(drop=True)
+    if getattr(args, "metadata", None):
+        extra = align_metadata(
+            pd.read_csv(args.metadata), ids if ids is not None else range(len(images))
+        )
+        metadata = extra if metadata is None else metadata.join(extra, rsuffix=" (csv)")
+    labels = bunch.get("target")
+    estimator = load_model(args.model) if getattr(args, "model", None) else None
+    return Explorer(images, estimator=estimator, metadata=metadata, labels=labels, ids=ids)
+
+
+def run_explore(args):
+    """Run ``skastro explore`` with parsed arguments; return the exit status.
+
+    Serves the explorer until interrupted, or with ``--save-html`` writes the HTML file and
+    returns. Unreadable inputs print one error line and return 2.
+    """
+    from skastro.exceptions import DataLoadError, ModelFormatError
+
+    try:
+        explorer = build_explorer(args)
+        if getattr(args, "save_html", None):
+            path = explorer.save_html(args.save_html)
+            print(f"wrote {os.path.abspath(path)}")
+            return 0
+    except (DataLoadError, ModelFormatError, FileNotFoundError, ValueError) as exc:
+        print(f"skastro explore: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        explorer.serve(host=args.host, port=args.port)
+    except OSError as exc:  # the port is taken, or the host is not an address of this machine
+        print(
+            f"skastro explore: error: cannot serve on {args.host}:{args.port}: {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
+
+
+def main(argv=None):
+    """Run the subcommand on its own: ``python -m skastro.explorer.command DATA ...``."""
+    parser = argparse.ArgumentParser(prog="skastro explore", description=__doc__.splitlines()[0])
+    add_explore_arguments(parser)
+    return run_explore(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

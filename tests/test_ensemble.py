@@ -1,0 +1,138 @@
+"""KFoldEnsemble: fold bookkeeping, latent alignment, reconstruction, sklearn compatibility."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.decomposition import PCA
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.validation import check_random_state, validate_data
+
+from skastro import ConvAutoencoder, EquivariantAutoencoder, KFoldEnsemble
+from skastro.ensemble import generalized_procrustes
+
+
+class RotatedProjection(TransformerMixin, BaseEstimator):
+    """A transformer whose latent basis is an arbitrary rotation picked by its seed: every
+    member sees the same points, in a different basis, like autoencoders trained apart."""
+
+    def __init__(self, n_components=3, random_state=None):
+        self.n_components = n_components
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        validate_data(self, X)
+        rng = check_random_state(self.random_state)
+        self.rotation_, _ = np.linalg.qr(rng.normal(size=(self.n_components,) * 2))
+        self.offset_ = rng.normal(size=self.n_components) * 10
+        return self
+
+    def transform(self, X):
+        X = validate_data(self, X, reset=False)
+        return X[:, : self.n_components] @ self.rotation_ + self.offset_
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:12, :12] - 5.5
+    radius = rng.uniform(1.5, 4.0, 40)[:, None, None]
+    disks = np.exp(-0.5 * (x**2 + y**2) / radius**2)
+    return (disks + 0.02 * rng.standard_normal(disks.shape))[:, None].astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def conv_ensemble(images):
+    member = ConvAutoencoder(n_components=3, widths=(8,), max_epochs=2, batch_size=16)
+    return KFoldEnsemble(member, n_splits=4, random_state=0).fit(images)
+
+
+def test_each_member_is_trained_without_its_fold(conv_ensemble, images):
+    folds = conv_ensemble.fold_indices_
+    assert len(conv_ensemble.estimators_) == len(folds) == 4
+    held_out = np.sort(np.concatenate(folds))
+    np.testing.assert_array_equal(held_out, np.arange(len(images)))  # a partition
+    for member in conv_ensemble.estimators_:
+        assert len(member.history_) == 2
+        assert member.n_features_in_ == 144
+    seeds = {m.random_state for m in conv_ensemble.estimators_}
+    assert len(seeds) == 4  # members start from different weights
+
+
+def test_reconstruct_is_the_mean_of_the_members(conv_ensemble, images):
+    expected = np.mean([m.reconstruct(images) for m in conv_ensemble.estimators_], axis=0)
+    np.testing.assert_allclose(conv_ensemble.reconstruct(images), expected, rtol=1e-5, atol=1e-6)
+    # averaging helps: the ensemble is at least as good as its average member
+    member_scores = [m.score(images) for m in conv_ensemble.estimators_]
+    assert conv_ensemble.score(images) >= np.mean(member_scores) - 1e-6
+    assert conv_ensemble.score(images) <= 0
+
+
+def test_procrustes_undoes_arbitrary_member_bases():
+    X = np.random.default_rng(1).normal(size=(50, 6))
+    ensemble = KFoldEnsemble(RotatedProjection(3), n_splits=5, random_state=0).fit(X)
+    Z = ensemble.transform(X)
+    # every member maps the same points; aligned they agree exactly, in member 0's basis
+    first = ensemble.estimators_[0].transform(X)
+    np.testing.assert_allclose(Z, first - first.mean(0), atol=1e-4)
+    np.testing.assert_allclose(ensemble.alignment_residuals_, 0, atol=1e-6)
+    # whereas a naive average of the members' latents would scramble the geometry
+    naive = np.mean([m.transform(X) for m in ensemble.estimators_], axis=0)
+    distances = np.linalg.norm(Z[:, None] - Z[None], axis=-1)
+    naive_distances = np.linalg.norm(naive[:, None] - naive[None], axis=-1)
+    true_distances = np.linalg.norm(X[:, None, :3] - X[None, :, :3], axis=-1)
+    np.testing.assert_allclose(distances, true_distances, atol=1e-4)
+    assert not np.allclose(naive_distances, true_distances, atol=1e-2)
+
+
+def test_concatenate_stacks_member_latents():
+    X = np.random.default_rng(1).normal(size=(20, 4))
+    ensemble = KFoldEnsemble(RotatedProjection(2), n_splits=3, combine="concatenate").fit(X)
+    assert ensemble.transform(X).shape == (20, 6)
+    assert len(ensemble.get_feature_names_out()) == 6
+
+
+def test_pca_members_are_aligned_despite_sign_flips():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 5)) * np.array([5.0, 3.0, 1.0, 0.1, 0.1])
+    ensemble = KFoldEnsemble(PCA(2), n_splits=3, random_state=0).fit(X)
+    reference = PCA(2).fit(X).transform(X)
+    Z = ensemble.transform(X)
+    # same subspace as PCA on all data, up to the signs of the axes
+    for k in range(2):
+        assert abs(np.corrcoef(Z[:, k], reference[:, k])[0, 1]) > 0.99
+    assert not hasattr(ensemble, "reconstruct")  # PCA members cannot reconstruct
+
+
+def test_generalized_procrustes_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="common shape"):
+        generalized_procrustes([np.zeros((4, 2)), np.zeros((4, 3))])
+
+
+def test_too_few_images_for_the_folds():
+    with pytest.raises(ValueError, match="n_samples = 3"):
+        KFoldEnsemble(PCA(1), n_splits=5).fit(np.zeros((3, 2)))
+
+
+def test_parallel_fit_matches_sequential(images):
+    member = EquivariantAutoencoder(
+        n_components=2, group="C4", widths=(8,), max_epochs=1, batch_size=16
+    )
+    sequential = KFoldEnsemble(member, n_splits=2, random_state=0).fit(images)
+    parallel = KFoldEnsemble(member, n_splits=2, random_state=0, n_jobs=2).fit(images)
+    np.testing.assert_allclose(parallel.transform(images), sequential.transform(images), atol=1e-5)
+    restored = pickle.loads(pickle.dumps(parallel))
+    np.testing.assert_array_equal(restored.transform(images), parallel.transform(images))
+
+
+def test_default_member_is_the_equivariant_autoencoder():
+    assert isinstance(KFoldEnsemble()._member_template(), EquivariantAutoencoder)
+
+
+@parametrize_with_checks(
+    [KFoldEnsemble(RotatedProjection(1), n_splits=2, random_state=0)],
+    expected_failed_checks=lambda est: {},
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
