@@ -41,8 +41,8 @@ pytestmark = [
 
 # JavaScript run in the page: the pixel position (in the viewport) of every plotted point.
 POINT_POSITIONS = """
-() => {
-  const gd = document.querySelector('#scatter .js-plotly-plot');
+(selector) => {
+  const gd = document.querySelector(selector || '#scatter .js-plotly-plot');
   const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
   const box = gd.getBoundingClientRect();
   const points = [];
@@ -309,3 +309,33 @@ def test_box_selection_exports_exact_ids(page, explorer, tmp_path):
     rows = list(csv.DictReader(io.StringIO(text)))
     assert sorted(row["id"] for row in rows) == expected
     assert set(rows[0]) == {"id", "label"}
+
+
+def test_saved_html_shows_thumbnails_on_hover(browser, explorer, tmp_path):
+    path = explorer.save_html(tmp_path / "explorer.html")
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    page = context.new_page()
+    # The file must work offline: refuse every request that is not the file itself.
+    requested = []
+    page.route("**/*", lambda route: (requested.append(route.request.url), route.abort()))
+    page.goto(f"file://{path}")
+    page.wait_for_function(
+        "() => { const gd = document.getElementById('skastro-scatter');"
+        " return gd && gd._fullData && gd.querySelector('canvas'); }",
+        timeout=30_000,
+    )
+    positions = page.evaluate(POINT_POSITIONS, "#skastro-scatter")
+    assert len(positions["points"]) == N_IMAGES
+    target = _isolated_point(positions)
+    page.mouse.move(target["x"] + 8, target["y"] + 8)
+    page.mouse.move(target["x"], target["y"])
+    tip = page.locator("#skastro-tip")
+    tip.wait_for(state="visible", timeout=10_000)
+    assert tip.locator("img").get_attribute("src").startswith("data:image/png;base64,")
+    page.wait_for_function(
+        "() => document.querySelector('#skastro-tip img').naturalWidth > 0", timeout=5_000
+    )
+    assert explorer.ids[target["index"]] in tip.inner_text()
+    _screenshot(page, tmp_path, "07_saved_html_hover")
+    context.close()
+    assert requested == [], f"the saved HTML tried to fetch {requested}"

@@ -447,6 +447,9 @@ def build_app(explorer):
                 _progress_style(0.0),
                 no_update,
             )
+        if job_id is None:
+            # A tick queued before the interval was switched off: nothing to report.
+            raise PreventUpdate
         state = cb.poll_computation(explorer, job_id)
         if not state["done"]:
             return (

@@ -101,6 +101,7 @@ def write_html(
         # Embedded, not from a CDN: the file must open offline.
         include_plotlyjs=True,
         full_html=False,
+        div_id="skastro-scatter",
         default_width="100%",
         default_height="92vh",
         config={
