@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Timer, write_result  # noqa: E402
+from _common import Timer, write_result
 
 
 def _plain_loop_epoch_seconds(X, module_factory, batch_size, epochs, seed=0):

@@ -27,7 +27,7 @@ _PUBLIC = {
     "load": "skastro.serialization",
 }
 
-__all__ = sorted(_PUBLIC) + ["__version__"]
+__all__ = [*sorted(_PUBLIC), "__version__"]
 
 
 def __getattr__(name):

@@ -31,7 +31,7 @@ if getattr(_numerical, "randomized_svd", None) is not None and not getattr(
     _randomized_svd_on_arrays._skastro_patched = True
     _numerical.randomized_svd = _randomized_svd_on_arrays
 
-from escnn import gspaces  # noqa: E402
-from escnn import nn as escnn_nn  # noqa: E402
+from escnn import gspaces
+from escnn import nn as escnn_nn
 
 __all__ = ["escnn", "escnn_nn", "gspaces"]

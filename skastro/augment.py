@@ -26,6 +26,7 @@ def random_dihedral(X):
 
     Examples
     --------
+    >>> import torch
     >>> X = torch.arange(8.0).reshape(2, 1, 2, 2)
     >>> random_dihedral(X).shape
     torch.Size([2, 1, 2, 2])

@@ -33,7 +33,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
-from skorch.callbacks import Callback, PrintLog, ProgressBar
+from skorch.callbacks import Callback, ProgressBar
 from skorch.dataset import unpack_data
 
 from skastro._validation import NAN_POLICIES, check_images
@@ -83,7 +83,9 @@ def seeded(seed, device="cpu"):
 
     Everything inside that draws from torch's default generator (weight initialisation,
     augmentation, dropout, sampling) is then reproducible, and the user's own random streams
-    are not disturbed by fitting an estimator.
+    are not disturbed by fitting an estimator. On a GPU, cuDNN is also switched to its
+    deterministic algorithms for the block (and PyTorch warns about any operation that has no
+    deterministic implementation), so the same seed gives the same result there too.
 
     Examples
     --------
@@ -95,11 +97,26 @@ def seeded(seed, device="cpu"):
     True
     """
     devices = []
-    if str(device).startswith("cuda") and torch.cuda.is_available():
+    on_gpu = str(device).startswith("cuda") and torch.cuda.is_available()
+    if on_gpu:
         devices = [torch.device(device).index or 0]
+    saved = (
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(int(seed))
-        yield
+        if on_gpu:
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            yield
+        finally:
+            if on_gpu:
+                torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[:2]
+                torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
 
 
 class _EpochBatches:
@@ -109,12 +126,13 @@ class _EpochBatches:
     :class:`torch.utils.data.DataLoader`, which dominates training time for small images.
     """
 
-    def __init__(self, data, batch_size, shuffle, drop_last, rng):
+    def __init__(self, data, batch_size, shuffle, drop_last, rng, device_cache=None):
         self.data = data
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.rng = rng
+        self.device_cache = device_cache
 
     def __len__(self):
         n = len(self.data)
@@ -128,8 +146,13 @@ class _EpochBatches:
             if self.drop_last and stop - start < self.batch_size:
                 break
             index = order[start:stop] if order is not None else np.arange(start, stop)
+            index_tensor = torch.from_numpy(index)
+            if self.device_cache is not None:
+                batch = self.device_cache[index_tensor.to(self.device_cache.device)]
+            else:
+                batch = torch.from_numpy(self.data.read(index))
             # the dataset positions travel as "y" so loss hooks can look up per-image data
-            yield torch.from_numpy(self.data.read(index)), torch.from_numpy(index)
+            yield batch, index_tensor
 
 
 class _LogLossTerms(Callback):
@@ -189,11 +212,36 @@ class _SkastroNet(NeuralNet):
         # skastro hands skorch an already validated ImageBatches; use it as it is.
         return X
 
+    def _device_cache(self, dataset):
+        """The training images as one tensor on the GPU, when they are in memory and fit.
+
+        Copying each batch from host memory costs a GPU a quarter of its training speed on
+        small images; in-memory data sets that take under a quarter of the free GPU memory are
+        copied once per fit instead. Lazily loaded data (memmaps, HDF5) stay on the host.
+        """
+        if not str(self.device).startswith("cuda") or not isinstance(dataset.X, np.ndarray):
+            return None
+        if isinstance(dataset.X, np.memmap):
+            return None
+        nbytes = len(dataset) * 4 * int(np.prod(dataset.image_shape))
+        free, _ = torch.cuda.mem_get_info(torch.device(self.device))
+        if nbytes > free // 4:
+            return None
+        if getattr(self, "_cached_for_", None) is not dataset:
+            self._cached_for_ = dataset
+            self.cache_ = torch.from_numpy(dataset.read(slice(None))).to(self.device)
+        return self.cache_
+
     def get_iterator(self, dataset, training=False):
         batch_size = min(self.batch_size, len(dataset))
         if training:
             return _EpochBatches(
-                dataset, batch_size, shuffle=True, drop_last=self.drop_last, rng=self.shuffle_rng_
+                dataset,
+                batch_size,
+                shuffle=True,
+                drop_last=self.drop_last,
+                rng=self.shuffle_rng_,
+                device_cache=self._device_cache(dataset),
             )
         return _EpochBatches(dataset, batch_size, shuffle=False, drop_last=False, rng=None)
 
@@ -220,9 +268,12 @@ class _SkastroNet(NeuralNet):
         self._set_training(True)
         terms = self._loss_terms(batch, training=True)
         terms["loss"].backward()
-        for key, value in terms.items():
-            if key != "loss":
-                self.history.record_batch(key, float(value.detach()))
+        names = [key for key in terms if key != "loss"]
+        if names:
+            # one device-to-host copy for all terms, not one synchronisation per term
+            values = torch.stack([terms[k].detach().float().reshape(()) for k in names]).tolist()
+            for key, value in zip(names, values):
+                self.history.record_batch(key, value)
         return {"loss": terms["loss"], "y_pred": None}
 
     def validation_step(self, batch, **fit_params):
@@ -495,6 +546,9 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
             net.partial_fit(data, epochs=epochs)
 
     def _after_training(self, net):
+        # the GPU copy of the training images is only needed while training
+        net.__dict__.pop("cache_", None)
+        net.__dict__.pop("_cached_for_", None)
         self.module_ = net.module_
         self.history_ = net.history
         self.interrupted_ = bool(getattr(net, "interrupted_", False))
@@ -680,4 +734,3 @@ class AutoencoderMixin:
             (),
         )
         return -float(errors.mean())
-

@@ -35,9 +35,9 @@ def build_parser():
         except ImportError:  # an optional stack (e.g. the explorer's Dash) is not installed
             continue
         sub = subparsers.add_parser(name, help=help_text, description=module.__doc__)
-        add = getattr(module, "add_arguments", None) or getattr(module, "add_explore_arguments")
+        add = getattr(module, "add_arguments", None) or module.add_explore_arguments
         add(sub)
-        sub.set_defaults(_run=getattr(module, "run", None) or getattr(module, "run_explore"))
+        sub.set_defaults(_run=getattr(module, "run", None) or module.run_explore)
     return parser
 
 

@@ -3,9 +3,15 @@
 import numbers
 
 import numpy as np
+import scipy.sparse as sp
 from joblib import Parallel, delayed
 from scipy.linalg import orthogonal_procrustes
-from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    clone,
+)
 from sklearn.model_selection import KFold
 from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -89,17 +95,32 @@ def _fit_member(estimator, X, index):
     return estimator.fit(_safe_indexing(X, index))
 
 
-def _members_have(name):
+def _members_have(*names):
+    """True when the members have one of ``names`` (for :func:`available_if`)."""
+
+    def has(member):
+        return any(hasattr(member, name) for name in names)
+
     def check(self):
         members = getattr(self, "estimators_", None)
         if members is not None:
-            return all(hasattr(member, name) for member in members)
-        return hasattr(self._member_template(), name)
+            return all(has(member) for member in members)
+        return has(self._member_template())
 
     return check
 
 
-class KFoldEnsemble(TransformerMixin, BaseEstimator):
+def _check_input(X):
+    if sp.issparse(X):
+        raise TypeError(
+            "Sparse data was passed for X, but dense data is required: KFoldEnsemble's members "
+            "take dense images. Use X.toarray() to convert to a dense numpy array."
+        )
+    # anything indexable goes to the members as it is (memmaps, HDF5 datasets stay lazy)
+    return X if hasattr(X, "__getitem__") else np.asarray(X)
+
+
+class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Ensemble of K autoencoders, each trained on K-1 of K folds of the data.
 
     On small data sets one autoencoder tends to fit the patterns that lower the loss over the
@@ -227,6 +248,7 @@ class KFoldEnsemble(TransformerMixin, BaseEstimator):
         self : object
         """
         self._validate_params()
+        X = _check_input(X)
         n_samples = _num_samples(X)
         if n_samples < self.n_splits:
             raise ValueError(
@@ -254,11 +276,14 @@ class KFoldEnsemble(TransformerMixin, BaseEstimator):
         self.n_features_in_ = getattr(first, "n_features_in_", None)
         if self.n_features_in_ is None:
             del self.n_features_in_
+        latents = [np.asarray(member.transform(X)) for member in self.estimators_]
         if self.combine == "procrustes":
-            latents = [member.transform(X) for member in self.estimators_]
             self.centers_, self.rotations_, self.alignment_residuals_ = generalized_procrustes(
                 latents
             )
+            self._n_features_out = latents[0].shape[1]
+        else:
+            self._n_features_out = sum(Z.shape[1] for Z in latents)
         return self
 
     def transform(self, X):
@@ -274,6 +299,7 @@ class KFoldEnsemble(TransformerMixin, BaseEstimator):
         Z : ndarray of shape (n, n_components) or (n, n_splits * n_components), float32
         """
         check_is_fitted(self)
+        X = _check_input(X)
         latents = [np.asarray(member.transform(X)) for member in self.estimators_]
         if self.combine == "concatenate":
             return np.hstack(latents).astype(np.float32, copy=False)
@@ -298,12 +324,14 @@ class KFoldEnsemble(TransformerMixin, BaseEstimator):
             Reconstructions in the same layout and units as ``X``.
         """
         check_is_fitted(self)
+        X = _check_input(X)
         total = None
         for member in self.estimators_:
             reconstruction = np.asarray(member.reconstruct(X), dtype=np.float64)
             total = reconstruction if total is None else total + reconstruction
         return (total / len(self.estimators_)).astype(np.float32)
 
+    @available_if(_members_have("reconstruct", "score"))
     def score(self, X, y=None):
         """Negative mean squared error of the ensemble reconstruction (higher is better).
 
@@ -323,6 +351,7 @@ class KFoldEnsemble(TransformerMixin, BaseEstimator):
         score : float
         """
         check_is_fitted(self)
+        X = _check_input(X)
         if not all(hasattr(m, "reconstruct") for m in self.estimators_):
             return float(np.mean([member.score(X) for member in self.estimators_]))
         reconstruction = self.reconstruct(X)
@@ -336,19 +365,6 @@ class KFoldEnsemble(TransformerMixin, BaseEstimator):
         std = np.mean([m.channel_std_ for m in self.estimators_], axis=0).reshape(1, -1, 1, 1)
         error = (original.reshape(n, *shape) - reconstruction.reshape(n, *shape)) / std
         return -float((error**2).mean())
-
-    def get_feature_names_out(self, input_features=None):
-        """Names of the combined latent components, ``kfoldensemble0``, ...
-
-        Returns
-        -------
-        names : ndarray of str
-        """
-        check_is_fitted(self)
-        n_out = self.centers_.shape[1] if self.combine == "procrustes" else None
-        if n_out is None:
-            n_out = sum(len(m.get_feature_names_out()) for m in self.estimators_)
-        return np.asarray([f"kfoldensemble{i}" for i in range(n_out)], dtype=object)
 
     def __sklearn_tags__(self):
         from sklearn.utils import get_tags

@@ -5,7 +5,6 @@ them with ``<term>_weight`` parameters and log each one separately in ``history_
 Torch only: no scikit-learn here.
 """
 
-import torch
 import torch.nn.functional as F
 from torchmetrics.functional.image import structural_similarity_index_measure
 
@@ -17,6 +16,7 @@ def mse_loss(prediction, target):
 
     Examples
     --------
+    >>> import torch
     >>> float(mse_loss(torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2)))
     1.0
     """
@@ -36,6 +36,7 @@ def ssim_loss(prediction, target, *, kernel_size=7, data_range=None):
 
     Examples
     --------
+    >>> import torch
     >>> x = torch.rand(2, 1, 16, 16)
     >>> float(ssim_loss(x, x)) < 1e-6
     True

@@ -1,10 +1,11 @@
 """Loss terms of the equivariant autoencoder: latent decorrelation and a perceptual loss.
 
-- :func:`variance_loss` and :func:`covariance_loss` are the variance and covariance terms of
+- :func:`variance_loss`, :func:`covariance_loss` and :func:`invariance_loss` are the terms of
   VICReg (Bardes, Ponce & LeCun, "VICReg: Variance-Invariance-Covariance Regularization for
-  Self-Supervised Learning", ICLR 2022), applied here to one batch of latents: the first keeps
-  every latent unit spread out across the batch, the second decorrelates the units, so the
-  latent space is used in full rather than collapsing onto a few directions.
+  Self-Supervised Learning", ICLR 2022). The first two act on one batch of latents: the
+  variance term keeps every latent unit spread out across the batch, the covariance term
+  decorrelates the units, so the latent space is used in full rather than collapsing onto a
+  few directions. The invariance term pulls together the latents of two views of an image.
 - :class:`PerceptualLoss` compares images through the features of a frozen, user-supplied
   torch module (e.g. the first blocks of a locally saved ResNet-18); nothing is downloaded.
 
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PerceptualLoss", "covariance_loss", "variance_loss"]
+__all__ = ["PerceptualLoss", "covariance_loss", "invariance_loss", "variance_loss"]
 
 
 def _check_latents(Z, name):
@@ -86,6 +87,30 @@ def covariance_loss(Z):
     cov = centred.T @ centred / (n - 1)
     off_diagonal = cov - torch.diag(torch.diagonal(cov))
     return off_diagonal.pow(2).sum() / d
+
+
+def invariance_loss(Z, Z_other):
+    """VICReg invariance term: mean squared distance between the latents of two views.
+
+    Parameters
+    ----------
+    Z, Z_other : torch.Tensor of shape (b, d)
+        Latents of the same images seen two ways (e.g. original and augmented).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar; 0 when the latent does not change between the views.
+
+    Examples
+    --------
+    >>> float(invariance_loss(torch.zeros(2, 3), torch.ones(2, 3)))
+    1.0
+    """
+    _check_latents(Z, "invariance_loss")
+    if Z.shape != Z_other.shape:
+        raise ValueError(f"latent shapes differ: {tuple(Z.shape)} and {tuple(Z_other.shape)}")
+    return F.mse_loss(Z, Z_other)
 
 
 def _first_conv_channels(module):

@@ -52,6 +52,8 @@ ARRAYS_FILE = "arrays.safetensors"
 HISTORY_FILE = "history.json"
 OPTIMIZER_FILE = "optimizer.pt"
 PARTS_DIR = "parts"
+# estimators saved inside estimators (parameters such as feature_extractor), at most this deep
+_MAX_DEPTH = 8
 
 # tags of values JSON cannot hold directly
 _TUPLE, _FLOAT, _ARRAY, _STRINGS, _DICT, _ESTIMATOR = (
@@ -188,7 +190,7 @@ class _Encoder:
     @staticmethod
     def _refusal(value, where):
         kind = type(value).__name__
-        if where == "parameter 'callbacks'":
+        if where.startswith("parameter 'callbacks'"):
             hint = (
                 "callbacks are code and are not saved; call "
                 "estimator.set_params(callbacks=None) before saving, or use pickle/joblib"
@@ -202,19 +204,30 @@ class _Encoder:
             )
         else:
             hint = "only JSON data, numeric arrays and skastro estimators are stored"
-        return f"cannot save {where}: a {kind} is not saved in the pickle-free format ({hint})"
+        return (
+            f"cannot save {where}: {kind} objects are not stored in the pickle-free format ({hint})"
+        )
 
 
 class _Decoder:
     """Inverse of :class:`_Encoder`; sub-estimators are loaded from their sub-folder."""
 
-    def __init__(self, folder, arrays):
+    def __init__(self, folder, arrays, depth=0):
         self.folder = Path(folder)
         self.arrays = arrays
+        self.depth = depth
 
     def decode(self, value):
+        try:
+            return self._decode(value)
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            if isinstance(exc, ModelFormatError):
+                raise
+            raise ModelFormatError(f"{self.folder / MODEL_FILE} is damaged: {exc!r}") from exc
+
+    def _decode(self, value):
         if isinstance(value, list):
-            return [self.decode(v) for v in value]
+            return [self._decode(v) for v in value]
         if not isinstance(value, dict):
             return value
         tags = [tag for tag in _TAGS if tag in value]
@@ -223,18 +236,23 @@ class _Decoder:
         tag = tags[0]
         inner = value[tag]
         if tag == _TUPLE:
-            return tuple(self.decode(v) for v in inner)
+            return tuple(self._decode(v) for v in inner)
         if tag == _FLOAT:
-            return float(inner)
+            return float(str(inner))
         if tag == _DICT:
-            return {k: self.decode(v) for k, v in inner.items()}
+            return {k: self._decode(v) for k, v in inner.items()}
         if tag == _STRINGS:
-            return np.asarray(inner, dtype=np.dtype(value.get("dtype", "U")))
+            dtype = np.dtype(str(value.get("dtype", "U")))
+            if dtype.kind not in "US":
+                raise ModelFormatError(f"unexpected string array dtype {dtype} in a model file")
+            return np.asarray(inner, dtype=dtype)
         if tag == _ARRAY:
             if inner not in self.arrays:
                 raise ModelFormatError(f"array {inner!r} is missing from {ARRAYS_FILE}")
             return self.arrays[inner]
-        return _read_estimator(_inside(self.folder, inner))
+        if self.depth >= _MAX_DEPTH:
+            raise ModelFormatError(f"estimators nested more than {_MAX_DEPTH} deep in a model file")
+        return _read_estimator(_inside(self.folder, inner), depth=self.depth + 1)
 
 
 def _inside(folder, relative):
@@ -396,7 +414,8 @@ def _write_network(estimator, net, folder, checkpoint):
         "seed": int(estimator._seed_),
         "device": str(estimator.device_),
         "epochs": len(history),
-        "interrupted": bool(getattr(estimator, "interrupted_", False)),
+        # in a checkpoint, whether the epoch in progress was cut short; else the estimator's
+        "interrupted": bool(getattr(net if checkpoint else estimator, "interrupted_", False)),
         "checkpoint": bool(checkpoint),
     }
     return network, files
@@ -530,7 +549,7 @@ def read_model_info(path):
     return meta
 
 
-def _read_estimator(folder, device=None, params=None):
+def _read_estimator(folder, device=None, params=None, depth=0):
     folder = Path(folder)
     meta = read_model_info(folder)
     files = meta.get("files", {})
@@ -546,7 +565,7 @@ def _read_estimator(folder, device=None, params=None):
         from safetensors.numpy import load_file
 
         arrays = load_file(_inside(folder, files["arrays"]))
-    decoder = _Decoder(folder, arrays)
+    decoder = _Decoder(folder, arrays, depth)
     values = {k: decoder.decode(v) for k, v in meta.get("params", {}).items()}
     known = cls().get_params(deep=False)
     unknown = sorted(set(values) - set(known))
@@ -637,14 +656,14 @@ def _restore_network(estimator, network, folder, files, explicit):
 def _load_weights(module, state, weights_file):
     # Some modules (escnn's) hold extra cached buffers in eval mode only; the module is built
     # in train mode, so a state saved in eval mode is loaded after switching to eval mode.
-    result = module.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        module.eval()
-        try:
+    try:
+        result = module.load_state_dict(state, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            module.eval()
             module.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise ModelFormatError(
-                f"the weights in {weights_file} do not fit the network built from the saved "
-                f"parameters: {exc}"
-            ) from exc
-        module.train()
+            module.train()
+    except RuntimeError as exc:
+        raise ModelFormatError(
+            f"the weights in {weights_file} do not fit the network built from the saved "
+            f"parameters: {exc}"
+        ) from exc

@@ -25,9 +25,10 @@ def tiny_images():
 def tiny_multiband():
     """24 three-band 16x16 images with band-dependent brightness."""
     rng = np.random.default_rng(1)
-    return rng.random((24, 3, 16, 16), dtype=np.float32) * np.array([1, 2, 3], "f4")[
-        None, :, None, None
-    ]
+    return (
+        rng.random((24, 3, 16, 16), dtype=np.float32)
+        * np.array([1, 2, 3], "f4")[None, :, None, None]
+    )
 
 
 @pytest.fixture(scope="session")

@@ -29,9 +29,7 @@ def _expected_failures(estimator):
     return EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {})
 
 
-@parametrize_with_checks(
-    _instances(), expected_failed_checks=_expected_failures, xfail_strict=True
-)
+@parametrize_with_checks(_instances(), expected_failed_checks=_expected_failures, xfail_strict=True)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 

@@ -582,6 +582,28 @@ def test_align_metadata():
         align_metadata(pd.DataFrame({"z": [1, 2, 3]}), ["a", "b"])
 
 
+def test_labels_and_metadata_from_a_loader_bunch():
+    from sklearn.utils import Bunch
+
+    from skastro.explorer.command import labels_and_metadata
+
+    bunch = Bunch(
+        images=np.zeros((3, 1, 4, 4)),
+        target=np.array([1, 0, 1]),
+        target_names=np.array(["STAR", "GALAXY"]),
+        objID=np.array([7, 8, 9]),
+        z=np.array([0.1, 0.2, 0.3]),
+        ids=["7", "8", "9"],
+        filenames=["a", "b", "c"],
+        skipped=[],
+    )
+    labels, metadata = labels_and_metadata(bunch, 3)
+    assert labels.tolist() == ["GALAXY", "STAR", "GALAXY"]
+    assert list(metadata.columns) == ["objID", "z"]
+    bunch["class_names"] = np.array(["g", "s", "g"])
+    assert labels_and_metadata(bunch, 3)[0].tolist() == ["g", "s", "g"]
+
+
 def test_run_explore_writes_html_with_a_joblib_model(tmp_path, monkeypatch, data, capsys):
     import joblib
     from sklearn.utils import Bunch

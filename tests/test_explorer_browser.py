@@ -8,6 +8,7 @@ folder (and a copy to /tmp/explorer_shots/ for people reviewing a run).
 import csv
 import io
 import os
+import re
 import shutil
 import threading
 
@@ -110,16 +111,19 @@ def _warm_up_umap():
 
 
 @pytest.fixture(scope="module")
-def server(explorer):
-    # UMAP's first call in a process compiles numba code (10-45 s on these machines); start
-    # that now, beside the page-load test, so the UMAP test waits less. It runs in the
-    # server's process, as the app's own first UMAP would.
-    warm_up = threading.Thread(target=_warm_up_umap, daemon=True)
-    warm_up.start()
+def server(explorer, request):
+    # UMAP's first call in a process compiles numba code (10-45 s on these machines); when the
+    # UMAP test is selected, start that now, beside the page-load test, so it waits less. It
+    # runs in the server's process, as the app's own first UMAP would.
+    warm_up = None
+    if any("umap" in item.name for item in request.session.items):
+        warm_up = threading.Thread(target=_warm_up_umap, daemon=True)
+        warm_up.start()
     handle = explorer.serve(port=0, block=False)
     yield handle
     handle.shutdown()
-    warm_up.join()
+    if warm_up is not None:
+        warm_up.join()
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +194,15 @@ def test_page_loads(page, tmp_path):
     legend = page.locator("#scatter .legend .legendtext").all_text_contents()
     assert sorted(t.strip() for t in legend) == ["elongated", "ring", "round"]
     _screenshot(page, tmp_path, "01_loaded")
+    # The toolbar's camera saves a PNG of the scatter (the screenshot of the write-up).
+    page.hover("#scatter .js-plotly-plot")
+    with page.expect_download(timeout=15_000) as download_info:
+        page.click('#scatter .modebar-btn[data-title^="Download plot"]')
+    download = download_info.value
+    assert download.suggested_filename == "skastro-explorer.png"
+    saved = tmp_path / "scatter.png"
+    download.save_as(saved)
+    assert saved.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_umap_hdbscan_recomputes(page, tmp_path):
@@ -315,9 +328,14 @@ def test_saved_html_shows_thumbnails_on_hover(browser, explorer, tmp_path):
     path = explorer.save_html(tmp_path / "explorer.html")
     context = browser.new_context(viewport={"width": 1200, "height": 800})
     page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
     # The file must work offline: refuse every request that is not the file itself.
     requested = []
-    page.route("**/*", lambda route: (requested.append(route.request.url), route.abort()))
+    page.route(
+        re.compile(r"^(https?|wss?)://"),
+        lambda route: (requested.append(route.request.url), route.abort()),
+    )
     page.goto(f"file://{path}")
     page.wait_for_function(
         "() => { const gd = document.getElementById('skastro-scatter');"
@@ -339,3 +357,4 @@ def test_saved_html_shows_thumbnails_on_hover(browser, explorer, tmp_path):
     _screenshot(page, tmp_path, "07_saved_html_hover")
     context.close()
     assert requested == [], f"the saved HTML tried to fetch {requested}"
+    assert not errors, f"JavaScript errors in the saved HTML: {errors}"

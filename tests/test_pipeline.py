@@ -29,8 +29,17 @@ def test_pipeline_with_scaler_autoencoder_and_clusterer(two_populations):
     pipe = Pipeline(
         [
             ("scale", ImageScaler(stretch="asinh", per_image=False)),
-            ("ae", ConvAutoencoder(n_components=2, widths=(8, 16), max_epochs=15, lr=3e-3,
-                                   batch_size=16, random_state=0)),
+            (
+                "ae",
+                ConvAutoencoder(
+                    n_components=2,
+                    widths=(8, 16),
+                    max_epochs=15,
+                    lr=3e-3,
+                    batch_size=16,
+                    random_state=0,
+                ),
+            ),
             ("cluster", KMeans(2, n_init=10, random_state=0)),
         ]
     )
@@ -43,8 +52,12 @@ def test_grid_search_with_silhouette_and_dbcv_picks_a_best_estimator(two_populat
     X, _ = two_populations
     pipe = Pipeline(
         [
-            ("ae", ConvAutoencoder(n_components=2, widths=(4, 8), max_epochs=2, batch_size=16,
-                                   random_state=0)),
+            (
+                "ae",
+                ConvAutoencoder(
+                    n_components=2, widths=(4, 8), max_epochs=2, batch_size=16, random_state=0
+                ),
+            ),
             ("cluster", KMeans(n_init=3, random_state=0)),
         ]
     )

@@ -5,8 +5,10 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
@@ -247,7 +249,7 @@ def test_knn_neighbours_match_a_brute_force_search(images):
     assert model.history_[-1]["loss_invariance"] > 0
 
 
-@pytest.mark.parametrize("kind", ["pca", "array", "estimator"])
+@pytest.mark.parametrize("kind", ["pca", "array", "estimator", "frozen clone"])
 def test_knn_reference_embeddings(images, kind):
     flat = images.reshape(len(images), -1)
     if kind == "pca":
@@ -258,7 +260,10 @@ def test_knn_reference_embeddings(images, kind):
         reference = make_pipeline(
             FunctionTransformer(lambda X: X.reshape(len(X), -1)), PCA(4, random_state=0)
         ).fit(images)
-    model = VICRegEmbedder(**TINY, pairs="knn", reference=reference, n_neighbors=2).fit(images)
+    model = VICRegEmbedder(**TINY, pairs="knn", reference=reference, n_neighbors=2)
+    if kind == "frozen clone":  # a frozen reference survives cloning (e.g. in GridSearchCV)
+        model = clone(model.set_params(reference=FrozenEstimator(reference)))
+    model.fit(images)
     assert model.neighbors_.shape == (40, 2)
     assert not (model.neighbors_ == np.arange(40)[:, None]).any()
     if kind == "array":
@@ -268,7 +273,7 @@ def test_knn_reference_embeddings(images, kind):
 
 
 def test_knn_reference_errors(images):
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="FrozenEstimator"):
         VICRegEmbedder(**TINY, pairs="knn", reference=PCA(2)).fit(images)
     with pytest.raises(ValueError, match="one row per training image"):
         VICRegEmbedder(**TINY, pairs="knn", reference=np.zeros((3, 2))).fit(images)

@@ -21,7 +21,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from sklearn.utils import Bunch
 
 __all__ = ["NpyArray", "add_data_arguments", "describe_error", "open_data"]
 
@@ -94,6 +93,8 @@ def open_data(path, *, key="images", id_key=None, skip_bad=False, report=None):
     >>> data.kind, data.images.shape, list(data.ids[:2])
     ('npy', (5, 8, 8), [0, 1])
     """
+    from sklearn.utils import Bunch
+
     from skastro import datasets
     from skastro.datasets._fits import FITS_SUFFIXES
     from skastro.datasets._image_folder import IMAGE_SUFFIXES

@@ -8,6 +8,7 @@ DBCV are computed on the clustered points (noise left out), on a random sample o
 """
 
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -175,7 +176,8 @@ def run(args):
         return 2
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.touch()
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=".skastro-probe-"):
+            pass
     except OSError as exc:
         _error(f"cannot write {out}: {exc.strerror or exc}")
         return 2

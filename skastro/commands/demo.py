@@ -36,7 +36,10 @@ def _make_model(name, epochs, random_state):
     from skastro import ConvAutoencoder
 
     return ConvAutoencoder(
-        n_components=16, max_epochs=epochs or 25, augment=True, random_state=random_state,
+        n_components=16,
+        max_epochs=epochs or 25,
+        augment=True,
+        random_state=random_state,
         verbose=1,
     )
 
@@ -55,13 +58,11 @@ def _cluster_scores(Z, y, random_state):
     U = umap.UMAP(n_components=2, random_state=random_state, n_jobs=1).fit_transform(Z)
     hd = hdbscan.HDBSCAN(min_cluster_size=max(10, len(Z) // 15)).fit_predict(U)
     keep = hd >= 0
-    hd_sil = (
-        float(silhouette_score(U[keep], hd[keep])) if len(np.unique(hd[keep])) > 1 else -1.0
-    )
+    hd_sil = float(silhouette_score(U[keep], hd[keep])) if len(np.unique(hd[keep])) > 1 else -1.0
     return {
         "kmeans_silhouette": float(silhouette_score(Z, kmeans)),
         "kmeans_ari": float(adjusted_rand_score(y, kmeans)),
-        "hdbscan_clusters": int(len(np.unique(hd[keep]))),
+        "hdbscan_clusters": len(np.unique(hd[keep])),
         "hdbscan_silhouette": hd_sil,
         "hdbscan_ari": float(adjusted_rand_score(y, hd)),
         "_umap": U,
@@ -109,8 +110,10 @@ def run(args):
     X, y = data.images, data.target
     n_train = int(0.75 * len(X))
     X_train, X_test, y_test = X[:n_train], X[n_train:], y[n_train:]
-    print(f"Generated {len(X)} disks of 64x64 ({int(y.sum())} with planet signatures); "
-          f"training on {n_train}, evaluating on {len(X_test)}.")
+    print(
+        f"Generated {len(X)} disks of 64x64 ({int(y.sum())} with planet signatures); "
+        f"training on {n_train}, evaluating on {len(X_test)}."
+    )
 
     rows = []
     t0 = time.perf_counter()
@@ -120,8 +123,13 @@ def run(args):
     pca_fit = time.perf_counter() - t0
     pca_scores = _cluster_scores(Z_pca, y_test, args.random_state)
     rows.append(
-        {"method": "PCA (reference)", "mse": reconstruction_mse(X_test, rec_pca),
-         "ssim": ssim(X_test, rec_pca), "fit_seconds": pca_fit, **pca_scores}
+        {
+            "method": "PCA (reference)",
+            "mse": reconstruction_mse(X_test, rec_pca),
+            "ssim": ssim(X_test, rec_pca),
+            "fit_seconds": pca_fit,
+            **pca_scores,
+        }
     )
 
     model = _make_model(args.model, args.epochs, args.random_state)
@@ -134,25 +142,39 @@ def run(args):
     rec = model.reconstruct(X_test)
     scores = _cluster_scores(Z, y_test, args.random_state)
     rows.append(
-        {"method": name, "mse": reconstruction_mse(X_test, rec), "ssim": ssim(X_test, rec),
-         "fit_seconds": fit_seconds, **scores}
+        {
+            "method": name,
+            "mse": reconstruction_mse(X_test, rec),
+            "ssim": ssim(X_test, rec),
+            "fit_seconds": fit_seconds,
+            **scores,
+        }
     )
 
     print()
     print(_format_table(rows))
-    print("\nARI compares clusters with the true label (planet signatures or not); "
-          "silhouette is measured in the space each clusterer saw.")
+    print(
+        "\nARI compares clusters with the true label (planet signatures or not); "
+        "silhouette is measured in the space each clusterer saw."
+    )
 
     figures = {
         "reconstructions.png": lambda: plotting.plot_reconstructions(X_test, rec, n=8),
         "embedding_umap_hdbscan.png": lambda: plotting.plot_embedding(
-            scores["_umap"], scores["_hdbscan"], method=None,
-            title=f"{name}: UMAP coloured by HDBSCAN cluster"),
+            scores["_umap"],
+            scores["_hdbscan"],
+            method=None,
+            title=f"{name}: UMAP coloured by HDBSCAN cluster",
+        ),
         "embedding_true_labels.png": lambda: plotting.plot_embedding(
-            scores["_umap"], np.where(y_test == 1, "planet", "smooth"), method=None,
-            title=f"{name}: UMAP coloured by the true label"),
+            scores["_umap"],
+            np.where(y_test == 1, "planet", "smooth"),
+            method=None,
+            title=f"{name}: UMAP coloured by the true label",
+        ),
         "cluster_examples.png": lambda: plotting.plot_cluster_examples(
-            X_test, scores["_hdbscan"], n_per_cluster=8),
+            X_test, scores["_hdbscan"], n_per_cluster=8
+        ),
         "training_history.png": lambda: plotting.plot_history(model),
     }
     for filename, draw in figures.items():

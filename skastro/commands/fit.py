@@ -20,6 +20,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 from skastro.commands._data import add_data_arguments, describe_error
@@ -324,7 +325,9 @@ def run(args):
     with contextlib.suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(line_buffering=True)
     guard = InterruptGuard()
-    with guard.installed():
+    with guard.installed(), warnings.catch_warnings():
+        # the command prints its own, more useful, message when training is interrupted
+        warnings.filterwarnings("ignore", message="training of .* was interrupted")
         try:
             return _fit(args, guard)
         except UsageError as exc:
@@ -345,6 +348,13 @@ def _fit(args, guard):
             raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
         params["max_epochs"] = args.epochs
     estimator = _check_params(cls, params)
+    if args.device is not None:
+        from skastro.base import resolve_device
+
+        try:
+            resolve_device(args.device)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
     user_verbose = estimator.get_params()["verbose"]
     out = Path(args.out)
     _check_writable(out)
@@ -388,6 +398,7 @@ def _fit(args, guard):
             estimator, total, done = _resume(args, checkpoint, info, callbacks, train_verbose)
             if done >= total:
                 print(f"already trained for {done} epochs (--epochs {total}); nothing to resume")
+                estimator.interrupted_ = False  # the checkpoint's own stop is not this run's
             else:
                 print(f"resuming {cls.__name__} at epoch {done + 1} of {total}")
                 estimator.partial_fit(images, epochs=total - done)
@@ -481,8 +492,8 @@ def _resume(args, checkpoint, info, callbacks, train_verbose):
     from skastro.serialization import load_training_state
 
     done = int(info["network"]["epochs"])
-    total = args.epochs if args.epochs is not None else done
-    if args.epochs is None:
+    total = args.epochs
+    if total is None:  # the total the interrupted command asked for
         saved_max = info.get("params", {}).get("max_epochs")
         total = saved_max if isinstance(saved_max, int) else done
     estimator = load_training_state(

@@ -24,6 +24,9 @@ __all__ = ["CondVAEClassifier"]
 
 # Seed of the fixed noise used when scoring, so score(X) is deterministic.
 _SCORE_SEED = 0
+# prior_weight=None: the two terms have different scales (nats per image for the KL, code
+# units for the Wasserstein distance); these worked best on make_star_galaxy.
+_DEFAULT_PRIOR_WEIGHT = {"kl": 0.01, "wasserstein": 2.0}
 
 
 class CondVAEClassifier(DeepEstimator):
@@ -41,8 +44,10 @@ class CondVAEClassifier(DeepEstimator):
     The prior term (``prior_weight`` times ``loss_kl`` or ``loss_wasserstein`` in ``history_``)
     is either a Monte-Carlo estimate of the KL divergence of each image's class-unit posterior
     to the mixture (``prior_distance="kl"``), or the 1-Wasserstein distance between the batch's
-    class-unit codes and as many samples of the prior (``"wasserstein"``), which keeps useful
-    gradients where the KL's vanish and also balances the two modes over the batch. The
+    class-unit posterior means and as many samples of the prior (``"wasserstein"``), which
+    keeps useful gradients where the KL's vanish and also balances the two modes over the
+    batch (the KL acts on each image alone, so it does not stop most images from sharing one
+    mode). The
     reconstruction term is the mean squared error per pixel value (``loss_mse``).
 
     **Labels are never used for training.** ``fit(X)`` learns from the images alone. ``y``, when
@@ -82,8 +87,9 @@ class CondVAEClassifier(DeepEstimator):
         Position ``m`` of the prior's modes (``-m`` and ``+m``).
     prior_std : float, default=0.2
         Width ``s`` of each mode.
-    prior_weight : float, default=0.05
-        Weight of the prior term relative to the per-pixel reconstruction error.
+    prior_weight : float or None, default=None
+        Weight of the prior term relative to the per-pixel reconstruction error; None means
+        0.01 for ``"kl"`` and 2.0 for ``"wasserstein"`` (the terms have different scales).
     class_prior : float in (0, 1) or None, default=None
         Expected fraction of class 1; sets :meth:`predict`'s threshold (see above).
     feature_extractor : estimator or None, default=None
@@ -169,7 +175,7 @@ class CondVAEClassifier(DeepEstimator):
         "prior_distance": [StrOptions({"kl", "wasserstein"})],
         "prior_mean": [Interval(numbers.Real, 0, None, closed="neither")],
         "prior_std": [Interval(numbers.Real, 0, None, closed="neither")],
-        "prior_weight": [Interval(numbers.Real, 0, None, closed="left")],
+        "prior_weight": [Interval(numbers.Real, 0, None, closed="left"), None],
         "class_prior": [Interval(numbers.Real, 0, 1, closed="neither"), None],
         "feature_extractor": [HasMethods(["fit", "transform"]), None],
         "hidden_units": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -183,7 +189,7 @@ class CondVAEClassifier(DeepEstimator):
         prior_distance="kl",
         prior_mean=1.0,
         prior_std=0.2,
-        prior_weight=0.05,
+        prior_weight=None,
         class_prior=None,
         feature_extractor=None,
         hidden_units=64,
@@ -338,11 +344,18 @@ class CondVAEClassifier(DeepEstimator):
             terms[name] = bimodal_kl_mc(out["mu"], out["logvar"], m, s, generator=generator)
         else:
             name = "loss_wasserstein"
-            codes = out["class_code"]
+            # the posterior means are matched to the prior: they are what predictions use, and
+            # matching noisy samples would let the noise, not the means, fill both modes
+            codes = out["mu"]
             prior = sample_bimodal(len(codes), m, s, generator=generator, device=codes.device)
             terms[name] = wasserstein_1d(codes, prior)
-        terms["loss"] = terms["loss_mse"] + self.prior_weight * terms[name]
+        terms["loss"] = terms["loss_mse"] + self._prior_weight() * terms[name]
         return terms
+
+    def _prior_weight(self):
+        if self.prior_weight is not None:
+            return float(self.prior_weight)
+        return _DEFAULT_PRIOR_WEIGHT[self.prior_distance]
 
     def _encode(self, module, X):
         mu, _, free = module.encode(X)

@@ -282,6 +282,13 @@ class ContrastiveDenoiser(AutoencoderMixin, DeepEstimator):
         generator = None
         if not training:  # score / validation: the same noise every time
             generator = torch.Generator(device=X.device).manual_seed(_SCORE_SEED)
+        if self.target == "noisy" and getattr(self, "_scheme", "n2c") == "r2r":
+            alpha = getattr(self, "_alpha", 0.5)
+            variance = self.noise_sigma**2 + (
+                targets.clamp_min(0.0) / self.noise_gain if self.noise_gain else 0.0
+            )
+            z = torch.randn(targets.shape, generator=generator, device=X.device) * variance.sqrt()
+            return targets - z / alpha, targets + alpha * z, foreground
         return targets, self._noisy(targets, generator), foreground
 
     def _training_terms(self, module, X, training, index=None):

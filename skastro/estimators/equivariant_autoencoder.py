@@ -8,7 +8,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from skastro.base import AutoencoderMixin, DeepEstimator
 from skastro.losses import mse_loss, ssim_loss
-from skastro.losses_equivariant import PerceptualLoss, covariance_loss, variance_loss
+from skastro.losses_equivariant import (
+    PerceptualLoss,
+    covariance_loss,
+    invariance_loss,
+    variance_loss,
+)
 from skastro.nn.equivariant import GROUPS, EquivariantAutoencoderModule
 
 __all__ = ["EquivariantAutoencoder"]
@@ -74,6 +79,13 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
         Weight of the VICReg variance hinge on the latents (``loss_variance``).
     covariance_weight : float, default=0.01
         Weight of the VICReg covariance term on the latents (``loss_covariance``).
+    invariance_weight : float, default=0.0
+        Weight of the VICReg invariance term (``loss_invariance``): the mean squared distance
+        between the latents of each training image and of its augmented copy. The group
+        structure already makes the latent invariant to 90-degree rotations and flips; this
+        term also makes it robust to what the architecture cannot guarantee (other angles,
+        interpolation, blur, scale, shear). Needs ``augment=True``; it costs one more encoder
+        pass per batch.
     max_rotation : float, default=180.0
         Augmentation: rotations drawn in ``[-max_rotation, max_rotation]`` degrees.
     scale_range : tuple of float or None, default=(0.9, 1.1)
@@ -177,6 +189,7 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
         "perceptual_module": [torch.nn.Module, None],
         "variance_weight": [Interval(numbers.Real, 0, None, closed="left")],
         "covariance_weight": [Interval(numbers.Real, 0, None, closed="left")],
+        "invariance_weight": [Interval(numbers.Real, 0, None, closed="left")],
         "max_rotation": [Interval(numbers.Real, 0, 180, closed="both")],
         "scale_range": [tuple, list, None],
         "max_shear": [Interval(numbers.Real, 0, 90, closed="left")],
@@ -198,6 +211,7 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
         perceptual_module=None,
         variance_weight=0.1,
         covariance_weight=0.01,
+        invariance_weight=0.0,
         max_rotation=180.0,
         scale_range=(0.9, 1.1),
         max_shear=10.0,
@@ -227,6 +241,7 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
         self.perceptual_module = perceptual_module
         self.variance_weight = variance_weight
         self.covariance_weight = covariance_weight
+        self.invariance_weight = invariance_weight
         self.max_rotation = max_rotation
         self.scale_range = scale_range
         self.max_shear = max_shear
@@ -304,7 +319,23 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
     def _augment(self, X):
         return self._augmentation(X)
 
+    def _training_terms(self, module, X, training, index=None):
+        # Two views when training with augmentation: the loss is computed on the augmented
+        # view, and the invariance term compares its latent with the original image's.
+        X = self._to_net(X)
+        if not (training and self.augment):
+            return self._compute_loss(module, X, training)
+        view = self._augment(X)
+        terms, latent = self._terms_and_latent(module, view)
+        if self.invariance_weight:
+            terms["loss_invariance"] = invariance_loss(latent, module.encode(X))
+            terms["loss"] = terms["loss"] + self.invariance_weight * terms["loss_invariance"]
+        return terms
+
     def _compute_loss(self, module, X, training):
+        return self._terms_and_latent(module, X)[0]
+
+    def _terms_and_latent(self, module, X):
         reconstruction, latent = module(X)
         terms = {"loss_mse": mse_loss(reconstruction, X)}
         loss = self.mse_weight * terms["loss_mse"]
@@ -326,7 +357,7 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
             terms["loss_covariance"] = covariance_loss(latent)
             loss = loss + self.covariance_weight * terms["loss_covariance"]
         terms["loss"] = loss
-        return terms
+        return terms, latent
 
     def _encode(self, module, X):
         return module.encode(X)

@@ -6,6 +6,7 @@ import zlib
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
+from sklearn.exceptions import NotFittedError
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -83,6 +84,8 @@ class VICRegEmbedder(DeepEstimator):
         principal components, the ``transform`` of a fitted estimator (e.g. another
         VICRegEmbedder or a ``Pipeline``) applied to the training images, or a precomputed
         ``(n_samples, d)`` array for the training images. Ignored for ``pairs="augment"``.
+        scikit-learn's ``clone`` (used by ``GridSearchCV``) replaces a fitted estimator by
+        an unfitted copy; wrap it in :class:`sklearn.frozen.FrozenEstimator` to keep it.
     n_neighbors : int, default=5
         Neighbours each image is paired with (``pairs="knn"``); capped at ``n - 1``.
     crop_scale : (float, float), default=(0.6, 1.0)
@@ -264,7 +267,15 @@ class VICRegEmbedder(DeepEstimator):
             )
         if self.pairs == "knn" and not isinstance(self.reference, str):
             if hasattr(self.reference, "transform"):
-                check_is_fitted(self.reference)
+                try:
+                    check_is_fitted(self.reference)
+                except NotFittedError as exc:
+                    raise NotFittedError(
+                        "the reference estimator of pairs='knn' must be fitted. If this "
+                        "VICRegEmbedder was cloned (GridSearchCV, cross_validate, ...), the "
+                        "clone got an unfitted copy: wrap the reference in "
+                        "sklearn.frozen.FrozenEstimator so that clones keep it fitted."
+                    ) from exc
             elif np.shape(self.reference)[0] != n:
                 raise ValueError(
                     f"a precomputed reference embedding must have one row per training image: "

@@ -507,7 +507,7 @@ def build_app(explorer):
         else:
             # A display setting or the view changed: redraw the panel for the same image.
             index = cb.selected_index(current)
-        if index is None:
+        if index is None or not 0 <= index < len(explorer):
             raise PreventUpdate
         return cb.show_instance(explorer, view_key, index, stretch, band, k)
 

@@ -7,7 +7,8 @@ import numpy as np
 
 # Shows the hovered point's thumbnail beside the cursor; the thumbnails are data URIs in a
 # JSON block, keyed by point index (the traces' customdata). Text goes in via textContent,
-# so an id cannot inject markup.
+# so an id cannot inject markup. It runs right after the plot is created, so the page puts
+# the JSON blocks and the tooltip before the plot.
 _HOVER_SCRIPT = """
 (function () {
   var gd = document.getElementById('{plot_id}');
@@ -51,10 +52,10 @@ body {{ margin: 0; font-family: system-ui, sans-serif; }}
 </head>
 <body>
 <div id="skastro-header">{header}</div>
-{plot}
 <div id="skastro-tip"><img alt=""><div></div></div>
 <script type="application/json" id="skastro-thumbnails">{thumbnails}</script>
 <script type="application/json" id="skastro-ids">{ids}</script>
+{plot}
 </body>
 </html>
 """

@@ -1,13 +1,20 @@
-"""``skastro explore DATA [--model M] [--metadata CSV] [--port P]``: the explorer's subcommand.
+"""Open the latent space explorer on a set of images.
 
-The lead's :mod:`skastro.cli` adds these arguments to its ``explore`` subparser and calls
-:func:`run_explore`; everything here is reading inputs, the rest is :class:`Explorer`.
+``skastro explore DATA [--model M] [--metadata CSV] [--port P]`` reads DATA with the loader its
+kind calls for, embeds it with the fitted model M (the raw pixels without one) and serves the
+explorer on http://127.0.0.1:P/ until Ctrl+C; ``--save-html PATH`` writes a shareable,
+self-contained HTML file instead.
 """
+
+# skastro.cli adds these arguments to its ``explore`` subcommand and calls run_explore; all
+# that lives here is reading the inputs, the rest is Explorer.
 
 import argparse
 import os
 import sys
 from pathlib import Path
+
+import numpy as np
 
 _FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".he5")
@@ -132,6 +139,47 @@ def align_metadata(frame, ids):
     )
 
 
+# Bunch entries that are not per-image metadata.
+_NOT_METADATA = {"images", "target", "target_names", "ids", "filenames", "skipped", "DESCR",
+                 "metadata", "frame", "band_names", "class_names"}  # fmt: skip
+
+
+def labels_and_metadata(bunch, n_images):
+    """Labels (class names when the loader gives them) and a metadata table from a Bunch.
+
+    Every other 1-D entry with one value per image (``objID``, ``z``, ...) becomes a metadata
+    column, after the loader's own ``metadata`` table if it has one.
+    """
+    import pandas as pd
+
+    labels = bunch.get("class_names")
+    target = bunch.get("target")
+    if labels is None and target is not None:
+        labels = np.asarray(target)
+        names = bunch.get("target_names")
+        if names is not None and labels.dtype.kind in "iu":
+            labels = np.asarray(names)[labels]
+    metadata = bunch.get("metadata")
+    metadata = None if metadata is None else pd.DataFrame(metadata).reset_index(drop=True)
+    columns = {}
+    for key, value in bunch.items():
+        if key in _NOT_METADATA or isinstance(value, str | bytes) or not hasattr(value, "__len__"):
+            continue
+        value = np.asarray(value)
+        if value.ndim == 1 and len(value) == n_images:
+            columns[key] = value
+    if columns:
+        extra = pd.DataFrame(columns)
+        metadata = extra if metadata is None else metadata.join(extra, rsuffix=" (loader)")
+    return labels, metadata
+
+
+def _same_values(first, second):
+    return (
+        first.astype(str).reset_index(drop=True).equals(second.astype(str).reset_index(drop=True))
+    )
+
+
 def build_explorer(args):
     """The :class:`Explorer` that parsed ``explore`` arguments describe."""
     import pandas as pd
@@ -143,17 +191,27 @@ def build_explorer(args):
     ids = bunch.get("ids")
     if ids is None:
         ids = bunch.get("filenames")
-    metadata = bunch.get("metadata")
-    if metadata is not None:
-        metadata = pd.DataFrame(metadata).reset_index(drop=True)
+    labels, metadata = labels_and_metadata(bunch, len(images))
     if getattr(args, "metadata", None):
         extra = align_metadata(
             pd.read_csv(args.metadata), ids if ids is not None else range(len(images))
         )
+        if metadata is not None:
+            # The id column the rows were matched on is already there: keep one copy.
+            same = [
+                c for c in extra.columns if c in metadata and _same_values(metadata[c], extra[c])
+            ]
+            extra = extra.drop(columns=same)
         metadata = extra if metadata is None else metadata.join(extra, rsuffix=" (csv)")
-    labels = bunch.get("target")
     estimator = load_model(args.model) if getattr(args, "model", None) else None
-    return Explorer(images, estimator=estimator, metadata=metadata, labels=labels, ids=ids)
+    return Explorer(
+        images,
+        estimator=estimator,
+        metadata=metadata,
+        labels=labels,
+        ids=ids,
+        band_names=bunch.get("band_names"),
+    )
 
 
 def run_explore(args):

@@ -10,7 +10,13 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["ConvDecoder", "ConvEncoder", "ConvAutoencoderModule", "level_sizes"]
+__all__ = [
+    "ConvAutoencoderModule",
+    "ConvDecoder",
+    "ConvEncoder",
+    "UpsampleNearest",
+    "level_sizes",
+]
 
 
 def level_sizes(height, width, n_levels):
@@ -20,6 +26,30 @@ def level_sizes(height, width, n_levels):
         h, w = sizes[-1]
         sizes.append((math.ceil(h / 2), math.ceil(w / 2)))
     return sizes
+
+
+class UpsampleNearest(nn.Module):
+    """Nearest-neighbour upsampling to an exact size, deterministic on GPUs.
+
+    :class:`torch.nn.Upsample` accumulates its gradient with atomic adds on CUDA, so two
+    identical runs differ; repeating pixels by broadcasting has a plain sum as its gradient.
+
+    Parameters
+    ----------
+    size : tuple of int
+        Output ``(H, W)``. Each input pixel is repeated ``ceil(size / input size)`` times
+        and the result cropped to ``size``.
+    """
+
+    def __init__(self, size):
+        super().__init__()
+        self.size = tuple(int(s) for s in size)
+
+    def forward(self, X):
+        b, c, h, w = X.shape
+        fh, fw = -(-self.size[0] // h), -(-self.size[1] // w)
+        X = X[:, :, :, None, :, None].expand(b, c, h, fh, w, fw).reshape(b, c, h * fh, w * fw)
+        return X[:, :, : self.size[0], : self.size[1]]
 
 
 def _conv_block(in_channels, out_channels, stride=1):
@@ -74,9 +104,7 @@ class ConvDecoder(nn.Module):
         for i, w in enumerate(reversed_widths):
             out = reversed_widths[i + 1] if i + 1 < len(widths) else widths[0]
             size = self.sizes[len(widths) - 1 - i]
-            blocks.append(
-                nn.Sequential(nn.Upsample(size=size, mode="nearest"), _conv_block(w, out))
-            )
+            blocks.append(nn.Sequential(UpsampleNearest(size), _conv_block(w, out)))
         self.blocks = nn.Sequential(*blocks)
         self.out = nn.Conv2d(widths[0], channels, 3, padding=1)
 

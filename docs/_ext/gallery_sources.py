@@ -1,0 +1,58 @@
+"""Lay out the gallery's sources: the examples/ scripts plus the gallery's header page.
+
+sphinx-gallery needs a ``GALLERY_HEADER.rst`` inside the folder of examples it builds. The
+examples belong to the estimators' authors and the docs keep out of that folder, so the build
+gathers a folder of its own (``docs/_gallery_src``, ignored by git): the header from
+``docs/_gallery_header.txt``, a note listing the examples the docs skip and why, and a link
+to each script in ``examples/`` (a copy where links are not supported).
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+
+def stage_examples(examples_dir, stage_dir, header_file, skipped):
+    """Fill ``stage_dir`` with the gallery header and links to the example scripts.
+
+    Parameters
+    ----------
+    examples_dir, stage_dir, header_file : path-like
+    skipped : dict of str to str
+        Example file names that are not run nor shown, with the reason printed in the gallery.
+
+    Returns
+    -------
+    names : list of str
+        The example scripts found, skipped ones included.
+    """
+    examples_dir, stage_dir = Path(examples_dir), Path(stage_dir)
+    stage_dir.mkdir(exist_ok=True)
+    scripts = sorted(path.name for path in examples_dir.glob("*.py"))
+    for path in stage_dir.iterdir():  # examples renamed or removed since the last build
+        if path.name != "GALLERY_HEADER.rst" and path.name not in scripts:
+            path.unlink()
+    for name in scripts:
+        target = stage_dir / name
+        source = (examples_dir / name).resolve()
+        if target.is_symlink() and target.resolve() == source:
+            continue
+        if target.exists() or target.is_symlink():
+            target.unlink()
+        try:
+            target.symlink_to(os.path.relpath(source, stage_dir))
+        except OSError:
+            shutil.copy2(source, target)
+
+    header = Path(header_file).read_text(encoding="utf-8").rstrip() + "\n"
+    present = {name: reason for name, reason in skipped.items() if name in scripts}
+    if present:
+        header += (
+            "\n.. note::\n\n   These examples are in ``examples/`` but are not run or shown "
+            "here:\n\n"
+        )
+        header += "".join(f"   - ``{name}``: {reason}\n" for name, reason in present.items())
+    target = stage_dir / "GALLERY_HEADER.rst"
+    if not target.exists() or target.read_text(encoding="utf-8") != header:
+        target.write_text(header, encoding="utf-8")
+    return scripts

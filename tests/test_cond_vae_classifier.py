@@ -1,0 +1,314 @@
+"""CondVAEClassifier and its bimodal-prior terms."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from scipy.integrate import quad
+
+from skastro import CondVAEClassifier, ConvAutoencoder
+from skastro.losses_vae import (
+    bimodal_kl_mc,
+    bimodal_log_odds,
+    bimodal_log_prob,
+    bimodal_responsibility,
+    sample_bimodal,
+    wasserstein_1d,
+)
+
+# ---------------------------------------------------------------------- prior terms
+
+
+def _mixture_pdf(z, m, s):
+    return 0.5 * stats.norm.pdf(z, -m, s) + 0.5 * stats.norm.pdf(z, m, s)
+
+
+@pytest.mark.parametrize("m, s", [(1.0, 0.2), (2.0, 1.0), (0.0, 0.5)])
+def test_bimodal_log_prob_matches_scipy(m, s):
+    z = np.linspace(-4, 4, 41)
+    expected = np.log(_mixture_pdf(z, m, s))
+    got = bimodal_log_prob(torch.tensor(z, dtype=torch.float64), m, s).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_bimodal_log_prob_stays_finite_far_in_the_tails():
+    assert torch.isfinite(bimodal_log_prob(torch.tensor([1e3, -1e3]), 1.0, 0.1)).all()
+
+
+@pytest.mark.parametrize("z", [-0.7, 0.0, 0.3, 1.5])
+def test_responsibility_is_bayes_rule(z):
+    m, s = 1.0, 0.6
+    plus, minus = stats.norm.pdf(z, m, s), stats.norm.pdf(z, -m, s)
+    expected = plus / (plus + minus)
+    assert float(bimodal_responsibility(torch.tensor(z), m, s)) == pytest.approx(expected)
+    assert float(bimodal_log_odds(torch.tensor(z), m, s)) == pytest.approx(math.log(plus / minus))
+
+
+def _kl_by_quadrature(mu, sigma, m, s):
+    def integrand(z):
+        log_q = stats.norm.logpdf(z, mu, sigma)
+        log_p = np.logaddexp(stats.norm.logpdf(z, -m, s), stats.norm.logpdf(z, m, s)) - np.log(2)
+        return np.exp(log_q) * (log_q - log_p)
+
+    return quad(integrand, mu - 12 * sigma, mu + 12 * sigma, limit=200)[0]
+
+
+@pytest.mark.parametrize(
+    "mu, sigma", [(1.0, 0.2), (0.0, 0.2), (0.4, 1.0), (-2.0, 0.05), (0.0, 3.0)]
+)
+def test_bimodal_kl_mc_matches_numerical_integration(mu, sigma):
+    m, s = 1.0, 0.2
+    n = 200_000
+    generator = torch.Generator().manual_seed(0)
+    mu_t = torch.full((n,), mu, dtype=torch.float64)
+    logvar_t = torch.full((n,), 2 * math.log(sigma), dtype=torch.float64)
+    estimate = float(bimodal_kl_mc(mu_t, logvar_t, m, s, generator=generator))
+    expected = _kl_by_quadrature(mu, sigma, m, s)
+    assert estimate == pytest.approx(expected, rel=0.01, abs=0.01)
+
+
+def test_bimodal_kl_mc_is_differentiable_and_minimised_at_a_mode():
+    mu = torch.tensor([0.3], requires_grad=True)
+    logvar = torch.tensor([2 * math.log(0.2)])
+    kl = bimodal_kl_mc(mu, logvar, 1.0, 0.2, n_samples=2000, generator=torch.Generator())
+    kl.backward()
+    assert mu.grad is not None and float(mu.grad) < 0  # pushed toward the +1 mode
+
+
+def test_bimodal_kl_mc_checks_inputs():
+    with pytest.raises(ValueError, match="same shape"):
+        bimodal_kl_mc(torch.zeros(3), torch.zeros(4), 1.0, 0.2)
+    with pytest.raises(ValueError, match="standard deviation"):
+        bimodal_kl_mc(torch.zeros(3), torch.zeros(3), 1.0, 0.0)
+
+
+def test_sample_bimodal_has_the_prior_moments():
+    z = sample_bimodal(200_000, 1.5, 0.3, generator=torch.Generator().manual_seed(0)).numpy()
+    assert abs(z.mean()) < 0.01
+    assert z.var() == pytest.approx(1.5**2 + 0.3**2, rel=0.01)
+    assert np.mean(z > 0) == pytest.approx(0.5, abs=0.01)
+
+
+def test_wasserstein_1d_matches_scipy():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(0, 1, 50), rng.normal(1, 2, 50)
+    got = float(wasserstein_1d(torch.tensor(x), torch.tensor(y)))
+    assert got == pytest.approx(stats.wasserstein_distance(x, y), rel=1e-10)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_wasserstein_1d_is_the_best_matching(p):
+    # brute force over every matching of 6 points: sorting finds the optimal one
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=6), rng.normal(size=6)
+    best = min(np.mean(np.abs(x - y[list(perm)]) ** p) for perm in itertools.permutations(range(6)))
+    assert float(wasserstein_1d(torch.tensor(x), torch.tensor(y), p=p)) == pytest.approx(best)
+
+
+def test_wasserstein_1d_checks_inputs():
+    with pytest.raises(ValueError, match="equal size"):
+        wasserstein_1d(torch.zeros(3), torch.zeros(4))
+    with pytest.raises(ValueError, match="p must be"):
+        wasserstein_1d(torch.zeros(3), torch.zeros(3), p=3)
+
+
+# ---------------------------------------------------------------------- the estimator
+
+
+def _two_populations(n=64, size=16, seed=0):
+    """Point-like and extended blobs on noise, with labels 0 (point) and 1 (extended)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    r2 = yy**2 + xx**2
+    labels = np.arange(n) % 2
+    width = np.where(labels == 1, 3.0, 0.8)
+    flux = rng.uniform(2.0, 4.0, n)
+    X = flux[:, None, None] * np.exp(-r2[None] / (2 * width[:, None, None] ** 2))
+    X = X + rng.normal(0, 0.05, X.shape)
+    return X[:, None].astype(np.float32), labels
+
+
+@pytest.fixture(scope="module")
+def data():
+    return _two_populations()
+
+
+SMALL = dict(n_components=2, widths=(4, 8), max_epochs=3, batch_size=16, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, _ = data
+    return CondVAEClassifier(**SMALL).fit(X)
+
+
+def test_outputs_have_the_documented_shapes_and_bounds(fitted, data):
+    X, _ = data
+    proba = fitted.predict_proba(X)
+    assert proba.shape == (len(X), 2)
+    assert np.all((proba >= 0) & (proba <= 1))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    scores = fitted.decision_function(X)
+    np.testing.assert_allclose(proba[:, 1], 1 / (1 + np.exp(-scores)), atol=1e-12)
+    np.testing.assert_array_equal(fitted.classes_, [0, 1])
+    assert set(np.unique(fitted.predict(X))) <= {0, 1}
+    np.testing.assert_array_equal(fitted.predict(X), (scores > 0).astype(int))
+    assert fitted.threshold_ == 0.0
+
+
+def test_transform_holds_the_oriented_class_unit_then_the_free_units(fitted, data):
+    X, _ = data
+    Z = fitted.transform(X)
+    assert Z.shape == (len(X), 3) and Z.dtype == np.float32
+    m, s = fitted.prior_mean, fitted.prior_std
+    np.testing.assert_allclose(fitted.decision_function(X), 2 * m * Z[:, 0] / s**2, rtol=1e-5)
+    assert list(fitted.get_feature_names_out()) == [f"condvaeclassifier{i}" for i in range(3)]
+
+
+def test_history_logs_the_prior_term(fitted):
+    assert {"loss_mse", "loss_kl"} <= set(fitted.history_[-1])
+
+
+@pytest.mark.parametrize("class_prior", [0.25, 0.5, 0.8])
+def test_class_prior_sets_the_fraction_predicted_as_class_one(data, class_prior):
+    X, _ = data
+    clf = CondVAEClassifier(**{**SMALL, "max_epochs": 1}, class_prior=class_prior).fit(X)
+    share = np.mean(clf.predict(X) == clf.classes_[1])
+    assert share == pytest.approx(class_prior, abs=1.5 / len(X))
+    assert np.mean(clf.decision_function(X) > clf.threshold_) == share
+
+
+def test_class_prior_orients_the_modes_without_y(data):
+    X, _ = data
+    low = CondVAEClassifier(**{**SMALL, "max_epochs": 1}, class_prior=0.01).fit(X)
+    high = CondVAEClassifier(**{**SMALL, "max_epochs": 1}, class_prior=0.99).fit(X)
+    # same training (same seed): only the naming differs, so the scores are mirrored
+    np.testing.assert_allclose(
+        np.abs(low.decision_function(X)), np.abs(high.decision_function(X)), rtol=1e-6
+    )
+    raw = low.sign_ * low.decision_function(X)
+    if np.mean(raw > 0) != 0.5:
+        assert low.sign_ == -high.sign_
+
+
+def test_y_only_names_the_modes(data):
+    X, y = data
+    names = np.array(["STAR", "GALAXY"])[y]
+    shuffled = np.random.default_rng(0).permutation(names)
+    a = CondVAEClassifier(**SMALL).fit(X, names)
+    b = CondVAEClassifier(**SMALL).fit(X, shuffled)
+    c = CondVAEClassifier(**SMALL).fit(X)
+    da, db, dc = (est.decision_function(X) for est in (a, b, c))
+    assert np.allclose(da, db) or np.allclose(da, -db)
+    assert np.allclose(da, dc) or np.allclose(da, -dc)
+    np.testing.assert_array_equal(a.classes_, ["GALAXY", "STAR"])
+    assert set(np.unique(a.predict(X))) <= {"GALAXY", "STAR"}
+    # the kept naming is the one that agrees best with y
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(names == "STAR", da) >= 0.5
+    assert roc_auc_score(names == "STAR", -da) <= 0.5
+
+
+@pytest.mark.parametrize(
+    "y, message",
+    [
+        (np.arange(64) % 3, "3 classes"),
+        (np.zeros(64), "one class"),
+        (np.arange(10) % 2, "one label per image"),
+    ],
+)
+def test_bad_labels_raise(data, y, message):
+    X, _ = data
+    with pytest.raises(ValueError, match=message):
+        CondVAEClassifier(**SMALL).fit(X, y)
+
+
+def test_wasserstein_prior(data):
+    X, _ = data
+    clf = CondVAEClassifier(**SMALL, prior_distance="wasserstein").fit(X)
+    assert "loss_wasserstein" in clf.history_[-1] and "loss_kl" not in clf.history_[-1]
+    assert clf._prior_weight() == 2.0
+    assert np.isfinite(clf.decision_function(X)).all()
+
+
+def test_separates_point_like_from_extended_blobs():
+    # two very different populations: the class unit should find them
+    X, y = _two_populations(n=128, seed=1)
+    clf = CondVAEClassifier(
+        n_components=2,
+        widths=(4, 8),
+        prior_distance="wasserstein",
+        max_epochs=15,
+        batch_size=32,
+        lr=3e-3,
+        random_state=0,
+    ).fit(X, y)
+    assert np.mean(clf.predict(X) == y) > 0.9
+
+
+def test_score_is_deterministic(fitted, data):
+    X, _ = data
+    assert fitted.score(X) == fitted.score(X)
+
+
+def test_fitted_state_round_trips(fitted):
+    state = fitted._fitted_state()
+    other = CondVAEClassifier(**SMALL)
+    other._restore_fitted_state(state)
+    np.testing.assert_array_equal(other.classes_, fitted.classes_)
+    assert (other.threshold_, other.sign_) == (fitted.threshold_, fitted.sign_)
+
+
+def test_hierarchical_feature_extractor(data):
+    X, _ = data
+    extractor = ConvAutoencoder(n_components=4, widths=(4,), max_epochs=1)
+    clf = CondVAEClassifier(**SMALL, feature_extractor=extractor, hidden_units=8).fit(X)
+    assert clf.feature_extractor_ is not extractor
+    assert clf.transform(X).shape == (len(X), 3)
+    # the extractor stays frozen: its weights inside the module are the fitted clone's
+    fitted_encoder = clf.feature_extractor_.module_.encoder.state_dict()
+    for name, value in clf.module_.extractor.state_dict().items():
+        torch.testing.assert_close(value, fitted_encoder[name])
+    # and it sees the images exactly as it did when it was fitted
+    codes = clf.module_.raw_codes(clf._to_net(torch.from_numpy(X)))
+    np.testing.assert_allclose(
+        codes.numpy(), clf.feature_extractor_.transform(X), rtol=1e-4, atol=1e-5
+    )
+
+
+def test_end_to_end_on_sdss_npy_files_in_the_write_up_layout(tmp_path):
+    # labelled files: structured arrays (objID, image (5, 64, 64), class, z), several objects
+    # per file or one; and the unlabelled variant, one object per file with only "image"
+    from skastro.datasets import load_sdss_npy, make_star_galaxy
+
+    sky = make_star_galaxy(12, random_state=0)
+    labelled = [("objID", "i8"), ("image", "f4", (5, 64, 64)), ("class", "U6"), ("z", "f8")]
+    objects = np.zeros(12, dtype=labelled)
+    objects["objID"] = 1237650000000000000 + np.arange(12)
+    objects["image"] = sky.images
+    objects["class"] = np.array(sky.target_names)[sky.target]
+    objects["z"] = sky.metadata["z"].to_numpy()
+    (tmp_path / "labelled").mkdir()
+    for k, (start, stop) in enumerate([(0, 5), (5, 6), (6, 12)]):
+        np.save(tmp_path / "labelled" / f"{k:05d}.npy", objects[start:stop])
+    (tmp_path / "unlabelled").mkdir()
+    for k in range(4):
+        single = np.zeros((), dtype=[("image", "f4", (5, 64, 64))])
+        single["image"] = sky.images[k]
+        np.save(tmp_path / "unlabelled" / f"{k:05d}.npy", single)
+
+    data = load_sdss_npy(tmp_path / "labelled")
+    np.testing.assert_array_equal(data.images, sky.images)
+    np.testing.assert_array_equal(data.class_names, objects["class"])
+    clf = CondVAEClassifier(n_components=2, widths=(4,), max_epochs=1, random_state=0)
+    clf.fit(data.images, data.class_names)
+    np.testing.assert_array_equal(clf.classes_, ["GALAXY", "STAR"])
+
+    unlabelled = load_sdss_npy(tmp_path / "unlabelled")
+    assert unlabelled.target is None
+    assert set(clf.predict(unlabelled.images)) <= {"GALAXY", "STAR"}
+    assert clf.predict_proba(unlabelled.images).shape == (4, 2)

@@ -1,0 +1,281 @@
+"""Pickle-free model files: round trips, safety of loading, clear errors."""
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import skastro
+from skastro import ConvAutoencoder, load
+from skastro._testing import TINY_SETTINGS
+from skastro.base import DeepEstimator
+from skastro.exceptions import ModelFormatError
+from skastro.serialization import (
+    FORMAT_VERSION,
+    load_training_state,
+    public_estimator_classes,
+    read_model_info,
+    save,
+)
+
+SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:16, :16] - 7.5
+    width = rng.uniform(2, 5, size=(48, 1, 1, 1))
+    blobs = np.exp(-(xx**2 + yy**2) / (2 * width**2)) + 0.05 * rng.normal(size=(48, 2, 16, 16))
+    return blobs.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def fitted(images):
+    model = ConvAutoencoder(
+        n_components=3, widths=(4, 8), max_epochs=2, random_state=0, device="cpu"
+    )
+    return model.fit(images)
+
+
+@pytest.fixture(scope="module")
+def saved(fitted, tmp_path_factory):
+    return fitted.save(tmp_path_factory.mktemp("model"))
+
+
+def test_round_trip_gives_identical_outputs(fitted, saved, images):
+    loaded = load(saved)
+    assert type(loaded) is ConvAutoencoder
+    np.testing.assert_array_equal(loaded.transform(images), fitted.transform(images))
+    np.testing.assert_array_equal(loaded.reconstruct(images), fitted.reconstruct(images))
+    assert loaded.score(images) == fitted.score(images)
+
+
+def test_round_trip_restores_parameters_and_fitted_attributes(fitted, saved):
+    loaded = load(saved)
+    assert loaded.get_params() == fitted.get_params()
+    assert loaded.widths == (4, 8)  # a tuple again, not a JSON list
+    assert loaded.image_shape_ == fitted.image_shape_ == (2, 16, 16)
+    assert loaded.n_features_in_ == fitted.n_features_in_
+    np.testing.assert_array_equal(loaded.channel_mean_, fitted.channel_mean_)
+    np.testing.assert_array_equal(loaded.channel_std_, fitted.channel_std_)
+    assert [row["train_loss"] for row in loaded.history_] == [
+        row["train_loss"] for row in fitted.history_
+    ]
+    assert loaded.interrupted_ is False
+
+
+def test_model_folder_holds_json_and_safetensors_only(saved):
+    assert sorted(p.name for p in saved.iterdir()) == [
+        "history.json",
+        "model.json",
+        "weights.safetensors",
+    ]
+    info = json.loads((saved / "model.json").read_text())
+    assert info["format_version"] == FORMAT_VERSION
+    assert info["class"] == "ConvAutoencoder"
+    assert info["versions"]["torch"] == torch.__version__
+    assert info["versions"]["skastro"] == skastro.__version__
+    assert info["network"]["image_shape"] == [2, 16, 16]
+    assert len(info["network"]["channel_mean"]) == 2
+    # the weights are plain tensors that safetensors reads without any code execution
+    from safetensors.torch import load_file
+
+    weights = load_file(saved / "weights.safetensors")
+    assert all(isinstance(v, torch.Tensor) for v in weights.values())
+
+
+def test_loaded_model_keeps_training_and_pickles(saved, images):
+    loaded = load(saved)
+    loaded.partial_fit(images, epochs=1)
+    assert len(loaded.history_) == 3
+    again = pickle.loads(pickle.dumps(loaded))
+    np.testing.assert_array_equal(again.transform(images), loaded.transform(images))
+
+
+def test_loading_leaves_the_global_torch_rng_alone(saved):
+    state = torch.random.get_rng_state()
+    load(saved)
+    assert torch.equal(state, torch.random.get_rng_state())
+
+
+def test_fresh_process_gives_identical_transform(fitted, saved, images, tmp_path):
+    np.save(tmp_path / "X.npy", images)
+    code = (
+        "import sys, numpy as np, skastro;"
+        "m = skastro.load(sys.argv[1]);"
+        "np.save(sys.argv[3], m.transform(np.load(sys.argv[2])))"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(saved), str(tmp_path / "X.npy"), str(tmp_path / "Z.npy")],
+        check=True,
+        env=SUBPROCESS_ENV,
+        timeout=300,
+    )
+    np.testing.assert_array_equal(np.load(tmp_path / "Z.npy"), fitted.transform(images))
+
+
+def test_unfitted_estimator_round_trips(tmp_path):
+    model = ConvAutoencoder(n_components=5, widths=(3, 6), lr=3e-4)
+    loaded = load(save(model, tmp_path))
+    assert loaded.get_params() == model.get_params()
+    assert not loaded.__sklearn_is_fitted__()
+
+
+def test_checkpoint_restores_the_optimizer_state(fitted, tmp_path, images):
+    from skastro.serialization import save_training_state
+
+    save_training_state(fitted, fitted.net_, tmp_path)
+    assert (tmp_path / "optimizer.pt").is_file()
+    loaded = load_training_state(tmp_path)
+    expected = fitted.net_.optimizer_.state_dict()["state"]
+    restored = loaded.net_.optimizer_.state_dict()["state"]
+    assert expected.keys() == restored.keys()
+    for key in expected:
+        torch.testing.assert_close(restored[key]["exp_avg"], expected[key]["exp_avg"])
+
+
+def test_non_finite_values_and_arrays_round_trip(tmp_path):
+    if "VICRegEmbedder" not in public_estimator_classes():
+        pytest.skip("VICRegEmbedder is not available")
+    from skastro import VICRegEmbedder
+
+    reference = np.arange(12, dtype=np.float64).reshape(6, 2)
+    model = VICRegEmbedder(reference=reference, noise_std=float("nan"))
+    loaded = load(save(model, tmp_path))
+    np.testing.assert_array_equal(loaded.reference, reference)
+    assert np.isnan(loaded.noise_std)
+    # strict JSON: no bare NaN in the file
+    json.loads((tmp_path / "model.json").read_text(), parse_constant=pytest.fail)
+
+
+def test_estimator_parameter_is_saved_in_a_sub_folder(tmp_path):
+    if "CondVAEClassifier" not in public_estimator_classes():
+        pytest.skip("CondVAEClassifier is not available")
+    from skastro import CondVAEClassifier
+
+    model = CondVAEClassifier(feature_extractor=ConvAutoencoder(n_components=7, widths=(4,)))
+    loaded = load(save(model, tmp_path))
+    extractor = loaded.feature_extractor
+    assert type(extractor) is ConvAutoencoder
+    assert extractor.get_params() == model.feature_extractor.get_params()
+    assert (tmp_path / "parts").is_dir()
+
+
+def _deep_public_estimators():
+    names = []
+    for name, cls in public_estimator_classes().items():
+        if issubclass(cls, DeepEstimator) and name in TINY_SETTINGS:
+            names.append(name)
+    return sorted(names)
+
+
+@pytest.mark.parametrize("name", _deep_public_estimators())
+def test_every_deep_estimator_round_trips(name, images, tmp_path):
+    cls = public_estimator_classes()[name]
+    params = {**TINY_SETTINGS[name], "image_shape": None, "random_state": 0, "device": "cpu"}
+    model = cls(**params).fit(images[:32, :1])
+    loaded = load(model.save(tmp_path))
+    np.testing.assert_allclose(
+        loaded.transform(images[:32, :1]), model.transform(images[:32, :1]), atol=1e-6
+    )
+
+
+# ------------------------------------------------------------------------- refusals
+def test_callbacks_are_refused_with_the_parameter_named(fitted, tmp_path):
+    from skorch.callbacks import EpochTimer
+
+    model = ConvAutoencoder(callbacks=[EpochTimer()])
+    with pytest.raises(TypeError, match=r"parameter 'callbacks'.*set_params\(callbacks=None\)"):
+        save(model, tmp_path)
+
+
+def test_random_state_instance_is_refused(tmp_path):
+    model = ConvAutoencoder(random_state=np.random.RandomState(0))
+    with pytest.raises(TypeError, match=r"parameter 'random_state'.*int seed"):
+        save(model, tmp_path)
+
+
+def test_foreign_estimator_is_refused(tmp_path):
+    from sklearn.decomposition import PCA
+
+    with pytest.raises(TypeError, match="PCA is not one of skastro's public estimators"):
+        save(PCA(), tmp_path)
+
+    class MyAutoencoder(ConvAutoencoder):
+        pass
+
+    with pytest.raises(TypeError, match="MyAutoencoder"):
+        save(MyAutoencoder(), tmp_path)
+
+
+# ------------------------------------------------------------------------- bad files
+def _copy(saved, tmp_path):
+    import shutil
+
+    target = tmp_path / "copy"
+    shutil.copytree(saved, target)
+    return target
+
+
+def _edit(folder, change):
+    info = json.loads((folder / "model.json").read_text())
+    change(info)
+    (folder / "model.json").write_text(json.dumps(info))
+
+
+def test_newer_format_version_is_a_clear_error(saved, tmp_path):
+    folder = _copy(saved, tmp_path)
+    _edit(folder, lambda info: info.update(format_version=FORMAT_VERSION + 1))
+    with pytest.raises(ModelFormatError, match=r"format version 2 .*upgrade skastro"):
+        load(folder)
+
+
+def test_unknown_old_format_version_is_a_clear_error(saved, tmp_path):
+    folder = _copy(saved, tmp_path)
+    _edit(folder, lambda info: info.update(format_version=0))
+    with pytest.raises(ModelFormatError, match="format version 0"):
+        load(folder)
+
+
+@pytest.mark.parametrize("name", ["os.system", "Popen", "load", "__builtins__"])
+def test_only_public_skastro_classes_are_built(saved, tmp_path, name):
+    folder = _copy(saved, tmp_path)
+    _edit(folder, lambda info: info.update({"class": name}))
+    with pytest.raises(ModelFormatError, match="not one of skastro's public estimators"):
+        load(folder)
+
+
+def test_paths_in_a_file_cannot_leave_the_folder(saved, tmp_path):
+    folder = _copy(saved, tmp_path)
+    _edit(folder, lambda info: info["params"].update(n_components={"__estimator__": "../x"}))
+    with pytest.raises(ModelFormatError, match="refusing the path"):
+        load(folder)
+
+
+def test_missing_folder_and_damaged_files_are_clear_errors(saved, tmp_path):
+    with pytest.raises(ModelFormatError, match="no skastro model"):
+        load(tmp_path / "nothing")
+    folder = _copy(saved, tmp_path)
+    (folder / "model.json").write_text("{not json")
+    with pytest.raises(ModelFormatError, match="damaged"):
+        read_model_info(folder)
+
+
+def test_weights_that_do_not_fit_the_network_are_a_clear_error(saved, tmp_path):
+    folder = _copy(saved, tmp_path)
+    _edit(folder, lambda info: info["params"].update(n_components=9))
+    with pytest.raises(ModelFormatError, match="do not fit the network"):
+        load(folder)
+
+
+def test_unknown_parameter_in_a_file_is_a_clear_error(saved, tmp_path):
+    folder = _copy(saved, tmp_path)
+    _edit(folder, lambda info: info["params"].update(future_option=1))
+    with pytest.raises(ModelFormatError, match="future_option"):
+        load(folder)
