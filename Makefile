@@ -9,6 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.skastro-installed
 BROWSER_STAMP := $(VENV)/.skastro-browser
+DOCS_STAMP := $(VENV)/.skastro-docs
 PYTEST_ARGS ?=
 
 .PHONY: install demo test bench lint format docs clean
@@ -35,6 +36,14 @@ demo: $(STAMP)
 
 test: $(STAMP) $(BROWSER_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Sphinx, numpydoc, sphinx-gallery and the theme: the `docs` extra. The build runs every example.
+$(DOCS_STAMP): $(STAMP) setup.cfg
+	$(PIP) install -q -e ".[docs]"
+	@touch $@
+
+docs: $(STAMP) $(DOCS_STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -197,7 +197,7 @@ def segmentation_rows(sky, config, device):
     A = noise_asinh(sky.images[: n_train + n_test])
     truth = sky.masks[n_train : n_train + n_test] > 0
     seg = HypercolumnSegmenter(
-        n_segments=3,
+        n_segments=2,
         layers=("input", "enc0", "enc1", "enc2", "dec0"),
         widths=WIDTHS,
         max_epochs=config["epochs"],
@@ -214,7 +214,7 @@ def segmentation_rows(sky, config, device):
     thresholded = smoothed > 2.0 * smoothed_sigma
     rows = []
     for name, predicted, seconds in [
-        ("HypercolumnSegmenter (3 segments, 0 = background)", labels != 0, timer.seconds),
+        ("HypercolumnSegmenter (2 segments, 0 = background)", labels != 0, timer.seconds),
         ("threshold smoothed r band at 2 sigma", thresholded, None),
     ]:
         per_image = [_iou(p, t) for p, t in zip(predicted, truth)]
@@ -231,9 +231,15 @@ def segmentation_rows(sky, config, device):
 
 
 # ---------------------------------------------------------------------- driver
-def run(quick=False, device="cpu"):
-    """Run every method; return one row per method (classification) and per segmenter."""
-    config = QUICK if quick else FULL
+def run(quick=False, device="cpu", seeds=None):
+    """Run every method; return one row per method (classification) and per segmenter.
+
+    ``seeds`` overrides the number of seeds (10 in the full run, 2 in the quick one). Seeds
+    are the outer loop, so an interrupted run has every method on the same seeds.
+    """
+    config = dict(QUICK if quick else FULL)
+    if seeds is not None:
+        config["seeds"] = int(seeds)
     n_train, n_test = config["n_train"], config["n_test"]
     n = max(n_train + n_test, config["n_seg_train"] + config["n_seg_test"])
     sky = make_star_galaxy(n, random_state=DATA_SEED)
@@ -247,27 +253,30 @@ def run(quick=False, device="cpu"):
         "y_test": y[n_train : n_train + n_test],
     }
     dataset = f"make_star_galaxy 5x64x64, {n_train} train / {n_test} test"
-    rows = []
-    for name, method in METHODS.items():
-        aucs, seconds = [], []
-        for seed in range(config["seeds"]):
+    aucs = {name: [] for name in METHODS}
+    seconds = {name: [] for name in METHODS}
+    for seed in range(config["seeds"]):
+        for name, method in METHODS.items():
             with Timer() as timer:
-                aucs.append(method(data, seed, config["epochs"], device))
-            seconds.append(timer.seconds)
-            print(f"{name} seed {seed}: AUC {aucs[-1]:.4f} ({timer.seconds:.1f} s)", flush=True)
-        rows.append(
-            {
-                "task": "classification",
-                "method": name,
-                "dataset": dataset,
-                "AUC mean": round(statistics.fmean(aucs), 4),
-                "AUC std": round(statistics.pstdev(aucs), 4),
-                "AUC min": round(min(aucs), 4),
-                "AUC max": round(max(aucs), 4),
-                "seeds": len(aucs),
-                "s per seed": round(statistics.fmean(seconds), 1),
-            }
-        )
+                aucs[name].append(method(data, seed, config["epochs"], device))
+            seconds[name].append(timer.seconds)
+            print(
+                f"seed {seed} {name}: AUC {aucs[name][-1]:.4f} ({timer.seconds:.1f} s)", flush=True
+            )
+    rows = [
+        {
+            "task": "classification",
+            "method": name,
+            "dataset": dataset,
+            "AUC mean": round(statistics.fmean(aucs[name]), 4),
+            "AUC std": round(statistics.pstdev(aucs[name]), 4),
+            "AUC min": round(min(aucs[name]), 4),
+            "AUC max": round(max(aucs[name]), 4),
+            "seeds": len(aucs[name]),
+            "s per seed": round(statistics.fmean(seconds[name]), 1),
+        }
+        for name in METHODS
+    ]
     rows += segmentation_rows(sky, config, device)
     return rows
 
@@ -295,8 +304,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, 2 seeds, 1 epoch")
     parser.add_argument("--device", default="cpu", help="cpu (the reference) or cuda")
+    parser.add_argument("--seeds", type=int, default=None, help="override the seed count")
     args = parser.parse_args(argv)
-    rows = run(quick=args.quick, device=args.device)
+    rows = run(quick=args.quick, device=args.device, seeds=args.seeds)
     title = "Unsupervised star-galaxy separation and segmentation" + (
         " (quick)" if args.quick else ""
     )

@@ -12,8 +12,9 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS / "_ext"))
 
-import skastro  # noqa: E402
 from gallery_sources import stage_examples  # noqa: E402
+
+import skastro  # noqa: E402
 
 # Examples that the gallery does not run or show, with the reason printed on the gallery page.
 # Every example should run here in a minute or two on 2 CPU cores; list one only when it
@@ -23,7 +24,7 @@ SKIPPED_EXAMPLES = {}
 # -- project -----------------------------------------------------------------------------------
 project = "skastro"
 author = "the skastro developers"
-copyright = "the skastro developers, BSD-3-Clause"  # noqa: A001
+copyright = "the skastro developers, BSD-3-Clause"
 release = skastro.__version__
 version = release
 
@@ -121,3 +122,65 @@ html_theme_options = {
 }
 html_sidebars = {"index": [], "auto_examples/index": []}
 html_context = {"default_mode": "light"}
+
+
+# -- docstring hooks ---------------------------------------------------------------------------
+_SHAPE_NAME_RE = re.compile(r"(?<=\w)_(?=[),\]])")
+_TYPE_LINE_RE = re.compile(r"^(\s*[\w*][\w*, ]* : )(.+)$")
+
+
+def _escape_fitted_names_in_types(app, what, name, obj, options, lines):
+    """Escape a trailing underscore in numpydoc type lines: ``shape (n, n_neighbors_)``.
+
+    numpydoc passes type fields to reStructuredText as they are, where ``n_neighbors_)`` is a
+    reference to a target ``n_neighbors`` (an error). Shapes written with fitted attributes
+    are natural in a docstring, so the docs accept them rather than make every author
+    remember the rule.
+    """
+    for i, line in enumerate(lines):
+        match = _TYPE_LINE_RE.match(line)
+        if match and not line.lstrip().startswith((">>>", "...")):
+            lines[i] = match.group(1) + _SHAPE_NAME_RE.sub(r"\\_", match.group(2))
+
+
+def _skip_metadata_request_methods(app, what, name, obj, skip, options):
+    """scikit-learn adds ``set_<method>_request`` to every estimator; they are its API."""
+    if name.startswith("set_") and name.endswith("_request"):
+        return True
+    return None
+
+
+_ADORNMENT_RE = re.compile(r"^([=\-~^\"'`#*+])\1+$")
+
+
+def _lengthen_gallery_underlines(app, docname, source):
+    """Lengthen section underlines that are shorter than their title, in gallery pages only.
+
+    An example's ``# %%`` cells are reStructuredText nobody sees while writing the script, and a
+    title one character longer than its underline is a docutils warning that would fail the
+    ``-W`` build for a cosmetic slip. Titles with an overline are left alone. The rest of the
+    site stays strict.
+    """
+    if not docname.startswith("auto_examples/"):
+        return
+    lines = source[0].split("\n")
+    for i in range(1, len(lines)):
+        title, line = lines[i - 1].rstrip(), lines[i]
+        overlined = i >= 2 and _ADORNMENT_RE.match(lines[i - 2])
+        if (
+            _ADORNMENT_RE.match(line)
+            and title
+            and not title[0].isspace()
+            and not _ADORNMENT_RE.match(title)
+            and not overlined
+            and len(line) < len(title)
+        ):
+            lines[i] = line[0] * len(title)
+    source[0] = "\n".join(lines)
+
+
+def setup(app):
+    # before numpydoc (priority 500) turns the sections into reStructuredText
+    app.connect("autodoc-process-docstring", _escape_fitted_names_in_types, priority=400)
+    app.connect("autodoc-skip-member", _skip_metadata_request_methods)
+    app.connect("source-read", _lengthen_gallery_underlines)

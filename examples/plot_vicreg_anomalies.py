@@ -28,12 +28,12 @@ from skastro.datasets import make_galaxies
 from skastro.plotting import plot_embedding, plot_history, plot_image, plot_roc
 from skastro.plotting_retrieval import plot_retrieval
 
-train = make_galaxies(800, image_size=32, noise_sigma=0.02, random_state=0)
+train = make_galaxies(600, image_size=32, noise_sigma=0.02, random_state=0)
 test = make_galaxies(400, image_size=32, noise_sigma=0.02, random_state=1)
 names = np.asarray(train.target_names)
 
 embedder = VICRegEmbedder(
-    n_components=64, stem_stride=2, batch_size=128, max_epochs=15, random_state=0
+    n_components=64, stem_stride=2, batch_size=128, max_epochs=12, random_state=0
 )
 embedder.fit(train.images)
 

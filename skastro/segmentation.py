@@ -49,8 +49,10 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
 
     Parameters
     ----------
-    n_segments : int, default=3
-        Number of pixel clusters (including the background).
+    n_segments : int, default=2
+        Number of pixel clusters, the background included: 2 separates objects from the
+        sky; more split the objects (cores, outskirts) but on noisy images may also split
+        the sky into noise levels.
     layers : tuple of str, default=("input", "enc0", "enc1", "enc2", "dec0")
         Feature maps stacked into hypercolumns: ``"input"`` (the standardised image),
         ``"enc0"`` (stem, full resolution), ``"enc1"`` ... ``"encL"`` (encoder levels at
@@ -143,7 +145,7 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
 
     def __init__(
         self,
-        n_segments=3,
+        n_segments=2,
         layers=("input", "enc0", "enc1", "enc2", "dec0"),
         *,
         n_components=8,

@@ -29,6 +29,7 @@ import json
 import math
 import numbers
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -177,7 +178,8 @@ class _Encoder:
         )
 
     def _save_part(self, estimator, where):
-        base = "".join(c if c.isalnum() or c == "_" else "_" for c in where).strip("_") or "part"
+        # "parameter 'estimator'" -> parameter_estimator, "fitted state 'm'[0]" -> fitted_state_m_0
+        base = re.sub(r"[^A-Za-z0-9]+", "_", where).strip("_") or "part"
         name, i = base, 1
         while name in self.part_names:
             i += 1

@@ -128,6 +128,16 @@ def test_embed_and_cluster_a_fits_folder(files, fits_model):
     assert lines[1].split(",")[0] == "obj00"
     assert {line.split(",")[1] for line in lines[1:]} == {"0", "1"}
 
+    # parquet: an "id" column and the embedding columns, the same numbers
+    import pandas as pd
+
+    parquet = files["root"] / "fits_embeddings.parquet"
+    result = skastro_cli("embed", out, files["fits"], "--out", parquet, "--skip-bad")
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_parquet(parquet)
+    assert frame.iloc[:, 0].tolist() == ids.tolist()
+    np.testing.assert_array_equal(frame.iloc[:, 1:].to_numpy(np.float32), Z)
+
 
 # ----------------------------------------------------------------------------- npy, PNG, HDF5
 def test_npy_file_is_fitted_and_embedded_in_chunks(files, capsys):

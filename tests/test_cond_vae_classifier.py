@@ -312,3 +312,11 @@ def test_end_to_end_on_sdss_npy_files_in_the_write_up_layout(tmp_path):
     assert unlabelled.target is None
     assert set(clf.predict(unlabelled.images)) <= {"GALAXY", "STAR"}
     assert clf.predict_proba(unlabelled.images).shape == (4, 2)
+
+
+def test_feature_extractor_must_be_a_skastro_autoencoder(data):
+    from sklearn.decomposition import PCA
+
+    X, _ = data
+    with pytest.raises(ValueError, match="skastro autoencoder"):
+        CondVAEClassifier(**SMALL, feature_extractor=PCA(2)).fit(X)

@@ -10,7 +10,6 @@ the page as "not yet available" instead, and printed at the start of the build.
 """
 
 import importlib
-import inspect
 from pathlib import Path
 
 from sphinx.util import logging
@@ -125,7 +124,7 @@ def _importable(module, name):
 
 def _documentable(obj):
     # constants (format names, version numbers) are described in prose, not as API entries
-    return inspect.isclass(obj) or inspect.isfunction(obj) or callable(obj)
+    return callable(obj)
 
 
 def collect():

@@ -47,8 +47,7 @@ class CondVAEClassifier(DeepEstimator):
     class-unit posterior means and as many samples of the prior (``"wasserstein"``), which
     keeps useful gradients where the KL's vanish and also balances the two modes over the
     batch (the KL acts on each image alone, so it does not stop most images from sharing one
-    mode). The
-    reconstruction term is the mean squared error per pixel value (``loss_mse``).
+    mode). The reconstruction term is the mean squared error per pixel value (``loss_mse``).
 
     **Labels are never used for training.** ``fit(X)`` learns from the images alone. ``y``, when
     given, only *names* the two modes: the mode mapping that agrees best with ``y`` (the one
@@ -72,8 +71,14 @@ class CondVAEClassifier(DeepEstimator):
 
     Although it predicts class labels, it is tagged as a transformer and not as a scikit-learn
     classifier, because a scikit-learn classifier learns to predict the ``y`` it is given and
-    this one does not. Score it against held-out labels with :data:`skastro.metrics.auc_scorer`
-    (it ranks by :meth:`decision_function`).
+    this one does not (its tags only declare that the labels it names are binary). Score it
+    against held-out labels with :data:`skastro.metrics.auc_scorer` (it ranks by
+    :meth:`decision_function`).
+
+    Nothing guarantees that the split the class unit finds is the one you care about: it is
+    the binary split that helps reconstruction most. Give the network inputs in which that
+    split dominates (e.g. each band in sky-noise units through ``arcsinh``, so brightness does
+    not), and check the result against a few labelled images.
 
     Parameters
     ----------
@@ -92,9 +97,10 @@ class CondVAEClassifier(DeepEstimator):
         0.01 for ``"kl"`` and 2.0 for ``"wasserstein"`` (the terms have different scales).
     class_prior : float in (0, 1) or None, default=None
         Expected fraction of class 1; sets :meth:`predict`'s threshold (see above).
-    feature_extractor : estimator or None, default=None
-        Unfitted autoencoder (e.g. ``ConvAutoencoder(n_components=16)``) whose fitted latent
-        codes the VAE models instead of the images; its clone is ``feature_extractor_``.
+    feature_extractor : skastro autoencoder or None, default=None
+        Unfitted autoencoder (e.g. ``ConvAutoencoder(n_components=16)``; its network must have
+        an ``encoder`` from images to codes) whose fitted latent codes the VAE models instead
+        of the images; its fitted clone is ``feature_extractor_``.
     hidden_units : int, default=64
         Width of the MLP VAE used with ``feature_extractor``.
     max_epochs : int, default=20
@@ -296,6 +302,14 @@ class CondVAEClassifier(DeepEstimator):
     def _check_params(self, data):
         if len(self.widths) == 0 or any(int(w) < 1 for w in self.widths):
             raise ValueError(f"widths must be a non-empty tuple of positive ints: {self.widths}")
+        extractor = self.feature_extractor
+        if extractor is not None and not (
+            hasattr(extractor, "_build_module") and "n_components" in extractor.get_params()
+        ):
+            raise ValueError(
+                "feature_extractor must be a skastro autoencoder whose network has an encoder "
+                f"to images' codes (e.g. ConvAutoencoder), got {type(extractor).__name__}"
+            )
 
     def _build_module(self, image_shape):
         if self.feature_extractor is None:

@@ -328,7 +328,11 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
         view = self._augment(X)
         terms, latent = self._terms_and_latent(module, view)
         if self.invariance_weight:
-            terms["loss_invariance"] = invariance_loss(latent, module.encode(X))
+            # the original image's latent is the target (no gradient through it): one more
+            # encoder pass, forward only
+            with torch.no_grad():
+                target = module.encode(X)
+            terms["loss_invariance"] = invariance_loss(latent, target)
             terms["loss"] = terms["loss"] + self.invariance_weight * terms["loss_invariance"]
         return terms
 

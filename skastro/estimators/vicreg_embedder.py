@@ -84,7 +84,9 @@ class VICRegEmbedder(DeepEstimator):
         principal components, the ``transform`` of a fitted estimator (e.g. another
         VICRegEmbedder or a ``Pipeline``) applied to the training images, or a precomputed
         ``(n_samples, d)`` array for the training images. Ignored for ``pairs="augment"``.
-        scikit-learn's ``clone`` (used by ``GridSearchCV``) replaces a fitted estimator by
+        ``"pixels"`` and ``"pca"`` hold all the training pixels in memory during the
+        neighbour search (once per training set). scikit-learn's ``clone`` (used by
+        ``GridSearchCV``) replaces a fitted estimator by
         an unfitted copy; wrap it in :class:`sklearn.frozen.FrozenEstimator` to keep it.
     n_neighbors : int, default=5
         Neighbours each image is paired with (``pairs="knn"``); capped at ``n - 1``.
