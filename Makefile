@@ -10,7 +10,8 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.skastro-installed
 BROWSER_STAMP := $(VENV)/.skastro-browser
 DOCS_STAMP := $(VENV)/.skastro-docs
-PYTEST_ARGS ?=
+# two workers, tests of one module on the same worker so module fixtures are shared
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: install demo test bench lint format docs clean
 

@@ -102,6 +102,9 @@ sphinx_gallery_conf = {
     "backreferences_dir": "generated/backreferences",
     "reference_url": {"skastro": None},
     "image_scrapers": ("matplotlib",),
+    # matplotlib's own reset, and a log line with each example's CPU time
+    "reset_modules": ("matplotlib", "gallery_sources.report_cpu_time"),
+    "reset_modules_order": "both",
     "remove_config_comments": True,
     "show_memory": False,
     "capture_repr": (),
@@ -116,7 +119,8 @@ html_theme_options = {
     "navbar_align": "left",
     "show_toc_level": 2,
     "navigation_with_keys": False,
-    "secondary_sidebar_items": ["page-toc"],
+    # API pages have long names and their own member list: give them the whole width
+    "secondary_sidebar_items": {"**": ["page-toc"], "generated/*": []},
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }

@@ -8,6 +8,13 @@ import pytest
 # Headless plotting everywhere in the suite.
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two pytest-xdist workers on two cores: one torch thread each, so they
+    # do not oversubscribe the cores (and the results do not depend on the thread count).
+    import torch
+
+    torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def tiny_images():

@@ -320,3 +320,14 @@ def test_feature_extractor_must_be_a_skastro_autoencoder(data):
     X, _ = data
     with pytest.raises(ValueError, match="skastro autoencoder"):
         CondVAEClassifier(**SMALL, feature_extractor=PCA(2)).fit(X)
+
+
+def test_save_and_load_round_trip(fitted, data, tmp_path):
+    from skastro import load
+
+    X, _ = data
+    fitted.save(tmp_path / "model")
+    loaded = load(tmp_path / "model")
+    np.testing.assert_array_equal(loaded.decision_function(X), fitted.decision_function(X))
+    np.testing.assert_array_equal(loaded.predict(X), fitted.predict(X))
+    np.testing.assert_array_equal(loaded.classes_, fitted.classes_)

@@ -223,7 +223,7 @@ def test_add_noise_statistics():
 # ---------------------------------------------------------------------------------- estimator
 @pytest.fixture(scope="module")
 def galaxies():
-    train = make_galaxies(96, image_size=32, random_state=0).images
+    train = make_galaxies(64, image_size=32, random_state=0).images
     test = make_galaxies(24, image_size=32, random_state=1)
     noisy = add_noise(test.images, GAIN, SIGMA, generator=0)
     return train, test, noisy
@@ -231,7 +231,7 @@ def galaxies():
 
 def _model(**params):
     settings = dict(
-        n_components=4, widths=(8, 16), noise_gain=GAIN, noise_sigma=SIGMA, max_epochs=12,
+        n_components=4, widths=(8, 16), noise_gain=GAIN, noise_sigma=SIGMA, max_epochs=10,
         batch_size=16, lr=3e-3, random_state=0,
     )  # fmt: skip
     settings.update(params)
@@ -248,7 +248,7 @@ def test_denoise_improves_foreground_ssim(galaxies, fitted_clean):
     _, test, noisy = galaxies
     before = ssim(test.images, noisy, mask=test.masks)
     after = ssim(test.images, fitted_clean.denoise(noisy), mask=test.masks)
-    assert after > before + 0.05, (before, after)
+    assert after > before + 0.03, (before, after)
 
 
 def test_noisy_target_mode_trains_on_noisy_images_only(galaxies):
@@ -257,7 +257,7 @@ def test_noisy_target_mode_trains_on_noisy_images_only(galaxies):
     model = _model(target="noisy").fit(noisy_train)
     before = ssim(test.images, noisy, mask=test.masks)
     after = ssim(test.images, model.denoise(noisy), mask=test.masks)
-    assert after > before, (before, after)
+    assert after > before + 0.03, (before, after)
 
 
 def test_outputs_layout_units_and_logged_terms(galaxies, fitted_clean):

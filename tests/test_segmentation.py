@@ -108,3 +108,11 @@ def test_fitted_state_round_trips(fitted, blobs):
     other.channel_mean_, other.channel_std_ = fitted.channel_mean_, fitted.channel_std_
     other._restore_fitted_state(state)
     np.testing.assert_array_equal(other.predict(X), fitted.predict(X))
+
+
+def test_save_and_load_round_trip(fitted, blobs, tmp_path):
+    from skastro import load
+
+    X, _ = blobs
+    fitted.save(tmp_path / "model")
+    np.testing.assert_array_equal(load(tmp_path / "model").predict(X), fitted.predict(X))

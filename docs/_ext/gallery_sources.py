@@ -8,8 +8,14 @@ to each script in ``examples/`` (a copy where links are not supported).
 """
 
 import os
+import resource
 import shutil
 from pathlib import Path
+
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
+_cpu_at_start = {}
 
 
 def stage_examples(examples_dir, stage_dir, header_file, skipped):
@@ -56,3 +62,25 @@ def stage_examples(examples_dir, stage_dir, header_file, skipped):
     if not target.exists() or target.read_text(encoding="utf-8") != header:
         target.write_text(header, encoding="utf-8")
     return scripts
+
+
+def _cpu_seconds():
+    own = resource.getrusage(resource.RUSAGE_SELF)  # every thread of the build, torch's too
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # finished worker processes
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def report_cpu_time(gallery_conf, fname, when):
+    """Log the CPU time each example takes (a sphinx-gallery ``reset_modules`` hook).
+
+    sphinx-gallery reports wall-clock time, which on a shared machine says more about the
+    neighbours than about the example. CPU seconds divided by the cores an example keeps busy
+    (about 2 for torch on 2 cores) estimate its time on a machine of its own.
+    """
+    if fname is None:
+        return
+    if when == "before":
+        _cpu_at_start[fname] = _cpu_seconds()
+    elif fname in _cpu_at_start:
+        seconds = _cpu_seconds() - _cpu_at_start.pop(fname)
+        logger.info(f"[gallery] {Path(fname).name}: {seconds:.0f} s of CPU time")

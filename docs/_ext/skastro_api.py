@@ -37,7 +37,7 @@ SECTIONS = [
         ],
     ),
     (
-        "Ensembles, anomaly detection and preprocessing",
+        "Ensembles, outliers and scaling",
         "skastro",
         "Estimators that wrap, follow or precede the deep estimators in a pipeline.",
         ["KFoldEnsemble", "KNNOutlierDetector", "ImageScaler"],

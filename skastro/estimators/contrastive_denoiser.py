@@ -22,6 +22,11 @@ __all__ = ["ContrastiveDenoiser"]
 
 # Seed of the noise drawn by ``score``: a fixed draw makes the score deterministic.
 _SCORE_SEED = 0
+# Scale of the recorrupting noise in the input (and 1 / scale in the target) when only noisy
+# images are available. 1 splits it evenly; on 32 px make_galaxies (300 noisy images) it beat
+# 0.5 by 0.009 foreground SSIM and 1.3 dB PSNR: the less noisy target matters more than
+# inputs closer to the noise level of the images to denoise.
+_RECORRUPT_ALPHA = 1.0
 
 
 def _background_level(images, background):
@@ -60,13 +65,16 @@ class ContrastiveDenoiser(AutoencoderMixin, DeepEstimator):
         the same kind exist: it learns the best denoiser for the stated noise model.
     ``target="noisy"``
         ``X`` is all you have and is already noisy, with roughly the noise described by
-        ``noise_gain`` and ``noise_sigma``. The network sees ``X`` plus *extra* noise from that
-        model and learns to recover ``X`` (in the spirit of Noise2Noise: the target noise is
-        independent of the input noise, so the squared-error optimum is unchanged in
-        expectation; cf. "Noisier2Noise", Moran et al. 2020, and "Noisy-As-Clean", Xu et
-        al. 2020). Masks are taken from a smoothed copy of the noisy target. At prediction
-        the network is applied to ``X`` itself, which removes roughly one noise level; it is
-        less sharp than a model fitted with clean targets.
+        ``noise_gain`` and ``noise_sigma``. Each image is recorrupted with Gaussian noise
+        ``z`` of the noise model's per-pixel variance (its Poisson part estimated from the
+        image): the input is ``X + z`` and the target ``X - z``. The target is then the
+        noisy input plus extra noise, and the noises of input and target are uncorrelated, so,
+        as in Noise2Noise, minimising the squared error against the noisy target trains the
+        same network as against the clean image would ("Recorrupted-to-Recorrupted", Pang et
+        al. 2021). Masks come from a smoothed copy of
+        the noisy image. At prediction the network is applied to ``X`` itself. Noisy targets
+        make the optimum harder to reach: expect less than from clean targets (see the
+        benchmark), so use this mode only when no clean images of the kind exist.
 
     Parameters
     ----------
@@ -84,7 +92,7 @@ class ContrastiveDenoiser(AutoencoderMixin, DeepEstimator):
         Standard deviation of the Gaussian (read/sky) noise in the images' units.
     target : {"clean", "noisy"}, default="clean"
         Whether ``X`` is clean (targets are ``X``, inputs ``X`` plus noise) or already noisy
-        (targets are ``X``, inputs ``X`` plus extra noise); see above.
+        (recorrupted pairs of ``X``, no clean image needed); see above.
     mask_method : {"sigma_clip", "otsu"}, default="sigma_clip"
         Foreground threshold: sky median + 3 sigma-clipped standard deviations, or Otsu's
         threshold. On linear-flux images Otsu keeps only the bright cores; it suits
@@ -260,17 +268,33 @@ class ContrastiveDenoiser(AutoencoderMixin, DeepEstimator):
             residual=self.residual,
         )
 
-    def _noisy(self, X, generator=None):
-        return add_noise(X, self.noise_gain, self.noise_sigma, generator=generator)
+    def _pair(self, X, generator=None):
+        """``(target, input)`` training images from raw images ``X``, in the user's units.
+
+        ``target="clean"``: ``(X, X + noise)``. ``target="noisy"``: recorrupted pairs
+        ``(X - z / alpha, X + alpha * z)``, ``alpha = 1``, with ``z`` Gaussian of the noise
+        model's per-pixel variance (its Poisson part estimated from ``X`` itself); the added
+        noises cancel the covariance between the input's and the target's noise, so the
+        squared-error optimum is that of the clean image (Recorrupted-to-Recorrupted, Pang et
+        al. 2021).
+        """
+        if self.target == "clean":
+            return X, add_noise(X, self.noise_gain, self.noise_sigma, generator=generator)
+        variance = torch.full_like(X, float(self.noise_sigma) ** 2)
+        if self.noise_gain is not None:
+            variance = variance + X.clamp_min(0.0) / self.noise_gain
+        z = torch.randn(X.shape, generator=generator, device=X.device, dtype=X.dtype)
+        z = z * variance.sqrt()
+        return X - z / _RECORRUPT_ALPHA, X + _RECORRUPT_ALPHA * z
 
     def _views(self, X, training):
-        """Two views of a raw batch, stacked to ``2b`` images: targets, noisy inputs, masks.
+        """Two views of a raw batch, stacked to ``2b`` images: targets, inputs, masks.
 
         Masks are computed once per image and then rotated/flipped with it (the dihedral
         operations are exact), which halves the cost of the sigma-clipping.
         """
         c = X.shape[1]
-        # masks of noisy targets need smoothing, else single noise spikes become foreground
+        # masks of noisy images need smoothing, else single noise spikes become foreground
         smooth = 1.0 if self.target == "noisy" else 0.0
         masks = foreground_mask(X, self.mask_method, smooth=smooth).to(X.dtype)
         both = torch.cat([X, masks], dim=1)
@@ -278,18 +302,12 @@ class ContrastiveDenoiser(AutoencoderMixin, DeepEstimator):
             both = torch.cat([random_dihedral(both), random_dihedral(both)])
         else:
             both = torch.cat([both, both])
-        targets, foreground = both[:, :c], both[:, c:] > 0.5
+        images, foreground = both[:, :c], both[:, c:] > 0.5
         generator = None
-        if not training:  # score / validation: the same noise every time
+        if not training:  # validation: the same noise every time
             generator = torch.Generator(device=X.device).manual_seed(_SCORE_SEED)
-        if self.target == "noisy" and getattr(self, "_scheme", "n2c") == "r2r":
-            alpha = getattr(self, "_alpha", 0.5)
-            variance = self.noise_sigma**2 + (
-                targets.clamp_min(0.0) / self.noise_gain if self.noise_gain else 0.0
-            )
-            z = torch.randn(targets.shape, generator=generator, device=X.device) * variance.sqrt()
-            return targets - z / alpha, targets + alpha * z, foreground
-        return targets, self._noisy(targets, generator), foreground
+        targets, inputs = self._pair(images, generator)
+        return targets, inputs, foreground
 
     def _training_terms(self, module, X, training, index=None):
         # X is the raw batch in the user's flux units: noise must be added in those units
@@ -364,11 +382,13 @@ class ContrastiveDenoiser(AutoencoderMixin, DeepEstimator):
     def score(self, X, y=None):
         """Negative denoising error on ``X`` (higher is better).
 
-        Noise from the model's noise model (with a fixed seed, so the score is deterministic)
-        is added to ``X``, the result is denoised, and the mean squared difference from ``X``
-        is measured in units of the training images' per-channel standard deviation. With
-        ``target="clean"`` this is the true denoising error on clean ``X``; with
-        ``target="noisy"`` it is the self-supervised proxy the model was trained on.
+        The training pairs of ``X`` are drawn with a fixed seed (so the score is
+        deterministic), the inputs are denoised, and the mean squared difference from the
+        targets is measured in units of the training images' per-channel standard deviation.
+        With ``target="clean"`` this is the true denoising error on clean ``X``; with
+        ``target="noisy"`` (recorrupted pairs of noisy ``X``) it is the self-supervised loss,
+        which equals the error against the unknown clean images plus a constant, so it ranks
+        models the same way.
 
         Parameters
         ----------
@@ -385,7 +405,8 @@ class ContrastiveDenoiser(AutoencoderMixin, DeepEstimator):
         generator = torch.Generator(device=self.device_).manual_seed(_SCORE_SEED)
 
         def error(module, batch):
-            denoised = module(self._to_net(self._noisy(batch, generator)))[0]
-            return (denoised - self._to_net(batch)).pow(2).mean((1, 2, 3))
+            targets, inputs = self._pair(batch, generator)
+            denoised = module(self._to_net(inputs))[0]
+            return (denoised - self._to_net(targets)).pow(2).mean((1, 2, 3))
 
         return -float(self._map_batches(data, error, ()).mean())
