@@ -153,6 +153,8 @@ class ImageBatches:
         batch = batch.reshape((batch.shape[0], *self.image_shape))
         if batch.dtype != np.float32 or not batch.dtype.isnative:
             batch = batch.astype(np.float32)  # also swaps big-endian (FITS) data to native
+        # views such as np.rot90(X) or X[..., ::-1] have negative strides, which torch refuses
+        batch = np.ascontiguousarray(batch)
         if not self.checked or self.nan_policy == "fill":
             batch = self._handle_non_finite(batch, index)
         return batch

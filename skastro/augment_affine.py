@@ -70,6 +70,7 @@ def affine_augmentation(
 
     Examples
     --------
+    >>> import torch
     >>> augment = affine_augmentation((16, 16), perspective=0.2)
     >>> augment(torch.rand(4, 1, 16, 16)).shape
     torch.Size([4, 1, 16, 16])
@@ -121,6 +122,7 @@ def random_affine(X, **kwargs):
 
     Examples
     --------
+    >>> import torch
     >>> _ = torch.manual_seed(0)
     >>> random_affine(torch.rand(2, 1, 8, 8), blur_sigma=None).shape
     torch.Size([2, 1, 8, 8])

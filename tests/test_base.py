@@ -148,6 +148,13 @@ def test_layouts_round_trip(fitted_tiny_ae, tiny_images):
     assert fitted_tiny_ae.reconstruct(X).dtype == np.float32
 
 
+def test_rotated_and_flipped_views_are_accepted(fitted_tiny_ae, tiny_images):
+    X = tiny_images[0]
+    for view in (np.rot90(X, 1, axes=(2, 3)), X[..., ::-1], X[::-1]):
+        expected = fitted_tiny_ae.transform(np.ascontiguousarray(view))
+        np.testing.assert_array_equal(fitted_tiny_ae.transform(view), expected)
+
+
 def test_multiband_reconstruction_in_user_units(tiny_multiband):
     ae = tiny_ae(max_epochs=3).fit(tiny_multiband)
     rec = ae.reconstruct(tiny_multiband)

@@ -220,7 +220,7 @@ def test_umap_hdbscan_recomputes(page, tmp_path):
     # UMAP's first run compiles numba code: allow for it on a slow machine.
     page.wait_for_function(
         "() => document.querySelector('#status').textContent.startsWith('Done')",
-        timeout=180_000,
+        timeout=420_000,
     )
     page.wait_for_function(
         """() => {
