@@ -141,9 +141,7 @@ def sigma_clip_threshold(X, *, n_sigma=3.0, clip_sigma=3.0, n_iter=5):
     hi = torch.full_like(lo, n_pixels)
     for iteration in range(int(n_iter) + 1):
         count = hi - lo
-        median = 0.5 * (
-            values.gather(1, lo + (count - 1) // 2) + values.gather(1, lo + count // 2)
-        )
+        median = 0.5 * (values.gather(1, lo + (count - 1) // 2) + values.gather(1, lo + count // 2))
         mean = (sums.gather(1, hi) - sums.gather(1, lo)) / count
         variance = (squares.gather(1, hi) - squares.gather(1, lo)) / count - mean**2
         std = variance.clamp_min(0.0).sqrt().to(values.dtype)

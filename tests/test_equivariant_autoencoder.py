@@ -181,7 +181,10 @@ def test_latent_is_invariant_to_exact_rotations_and_flips(fitted, bars):
     assert max(errors.values()) <= 1e-4, errors
 
 
-@pytest.mark.xfail(reason="goal not reached yet: measured 0.65 vs ConvAutoencoder 1.18 (1.8x lower, goal 5x); issue 3 open", strict=False)
+@pytest.mark.xfail(
+    reason="goal not reached yet: measured 0.65 vs ConvAutoencoder 1.18 (1.8x lower, goal 5x)",
+    strict=False,
+)
 def test_latent_is_much_less_sensitive_to_45_degrees_than_a_conv_autoencoder(fitted, bars):
     conv = ConvAutoencoder(
         n_components=4, widths=(16, 32), max_epochs=3, batch_size=16, random_state=0
@@ -208,7 +211,9 @@ def test_pickle_round_trip_and_continued_training(fitted, bars):
     assert not np.allclose(restored.transform(bars), fitted.transform(bars))
 
 
-@pytest.mark.xfail(reason="work in progress: GroupPooling index buffers appear in the state dict; issue 3 open", strict=False)
+@pytest.mark.xfail(
+    reason="work in progress: GroupPooling index buffers appear in the state dict", strict=False
+)
 def test_state_dict_holds_parameters_only_and_round_trips(fitted, bars):
     state = fitted.module_.state_dict()
     assert set(state) == {name for name, _ in fitted.module_.named_parameters()}
