@@ -160,9 +160,8 @@ def main(argv=None):
         "make_disks 64x64, 1 band; held-out test images; n_components=16. KMeans uses k = number "
         "of classes (2: smooth vs planet signatures); HDBSCAN runs on a 5-D UMAP of the "
         "standardised embedding and its silhouette is computed on that UMAP space without noise "
-        "points. ConvAutoencoder: batch_size=32, lr=2e-3. train_img_per_s of ConvAutoencoder is the "
-        "median epoch (skorch 'dur'); the "
-        "overhead ratio interleaves plain-loop and estimator epochs on the same data."
+        "points. ConvAutoencoder: batch_size=32, lr=2e-3. train_img_per_s of ConvAutoencoder is "
+        "the median epoch (skorch 'dur'); the overhead ratio interleaves plain-loop and estimator epochs on the same data."
     )
     write_result("foundation", "Foundation: ConvAutoencoder vs PCA on make_disks", rows, notes)
 
