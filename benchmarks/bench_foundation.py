@@ -161,7 +161,8 @@ def main(argv=None):
         "of classes (2: smooth vs planet signatures); HDBSCAN runs on a 5-D UMAP of the "
         "standardised embedding and its silhouette is computed on that UMAP space without noise "
         "points. ConvAutoencoder: batch_size=32, lr=2e-3. train_img_per_s of ConvAutoencoder is "
-        "the median epoch (skorch 'dur'); the overhead ratio interleaves plain-loop and estimator epochs on the same data."
+        "the median epoch (skorch 'dur'); the overhead ratio interleaves plain-loop and "
+        "estimator epochs on the same data."
     )
     write_result("foundation", "Foundation: ConvAutoencoder vs PCA on make_disks", rows, notes)
 
