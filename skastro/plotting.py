@@ -24,6 +24,7 @@ __all__ = [
     "plot_history",
     "plot_image",
     "plot_reconstructions",
+    "plot_retrieval",
     "plot_roc",
 ]
 
@@ -491,3 +492,8 @@ def plot_roc(y_true, scores, *, pos_label=None, ax=None):
     ax.set_ylabel("true positive rate")
     ax.legend(loc="lower right", fontsize="small")
     return ax
+
+
+# A query with its nearest and farthest images; it lives in its own module (it needs
+# pairwise distances, the other plots do not) and is part of this public namespace.
+from skastro.plotting_retrieval import plot_retrieval  # noqa: E402
