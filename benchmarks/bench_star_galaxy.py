@@ -197,7 +197,7 @@ def segmentation_rows(sky, config, device):
     A = noise_asinh(sky.images[: n_train + n_test])
     truth = sky.masks[n_train : n_train + n_test] > 0
     seg = HypercolumnSegmenter(
-        n_segments=2,
+        n_segments=3,
         layers=("input", "enc0", "enc1", "enc2", "dec0"),
         widths=WIDTHS,
         max_epochs=config["epochs"],
@@ -214,7 +214,7 @@ def segmentation_rows(sky, config, device):
     thresholded = smoothed > 2.0 * smoothed_sigma
     rows = []
     for name, predicted, seconds in [
-        ("HypercolumnSegmenter (2 segments, 0 = background)", labels != 0, timer.seconds),
+        ("HypercolumnSegmenter (3 segments, 0 = background)", labels != 0, timer.seconds),
         ("threshold smoothed r band at 2 sigma", thresholded, None),
     ]:
         per_image = [_iou(p, t) for p, t in zip(predicted, truth)]
@@ -295,7 +295,7 @@ def _notes(rows):
         auc = by_method[name]["AUC mean"]
         lines.append(
             f"- {name}: {auc:.3f} = {auc / ci:.2f} x the concentration index's AUC, "
-            f"{ceiling - auc:+.3f} below the supervised ceiling ({ceiling:.3f})."
+            f"{ceiling - auc:.3f} below the supervised ceiling ({ceiling:.3f})."
         )
     return "\n".join(lines)
 

@@ -128,10 +128,11 @@ ax.set_title(f"{clf.classes_[1]} vs {clf.classes_[0]}, held-out images")
 # ------------
 # :class:`~skastro.HypercolumnSegmenter` trains a residual autoencoder, describes every
 # pixel by the feature maps of several layers at that position (upsampled to full
-# resolution) and clusters the pixels with k-means. Label 0 is the background: the segment
-# of lowest mean intensity. We compare it with the generator's masks (pixels where the
-# noise-free r-band image is above the sky noise).
-segmenter = HypercolumnSegmenter(n_segments=2, max_epochs=4, random_state=0)
+# resolution) and clusters the pixels with k-means into three segments: sky, faint
+# outskirts and bright parts. Label 0 is the background, the segment of lowest mean
+# intensity. We compare everything but the background with the generator's masks (pixels
+# where the noise-free r-band image is above the sky noise).
+segmenter = HypercolumnSegmenter(n_segments=3, max_epochs=4, random_state=0)
 segmenter.fit(X_train[:300])
 labels = segmenter.predict(X_test[:6])
 truth = sky.masks[n_train : n_train + 6] > 0
@@ -140,7 +141,7 @@ iou = np.logical_and(labels != 0, truth).sum() / np.logical_or(labels != 0, trut
 fig, axes = plt.subplots(3, 6, figsize=(9, 4.8))
 for k in range(6):
     axes[0, k].imshow(X_test[k, 2], cmap="gray", origin="lower")
-    axes[1, k].imshow(labels[k], cmap="viridis", origin="lower", vmin=0, vmax=1)
+    axes[1, k].imshow(labels[k], cmap="viridis", origin="lower", vmin=0, vmax=2)
     axes[2, k].imshow(truth[k], cmap="viridis", origin="lower", vmin=0, vmax=1)
 for ax in axes.ravel():
     ax.set_axis_off()

@@ -28,6 +28,21 @@ __all__ = ["HypercolumnSegmenter"]
 _HYPERCOLUMN_BATCH = 32
 
 
+def _intensity_init(features, intensity, n_segments, sky_fraction):
+    """Initial k-means centres from intensity ranks: the faintest pixels are the sky.
+
+    Sky pixels are most of an astronomical image, and k-means started at random tends to
+    split that big cloud of noise in two rather than isolate the few object pixels. Starting
+    from the mean hypercolumn of the faintest ``sky_fraction`` of the pixels (sky) and of
+    equal-count bins of the brighter ones (objects) avoids that; k-means then refines.
+    """
+    order = np.argsort(intensity, kind="stable")
+    n_sky = min(int(sky_fraction * len(order)), len(order) - (n_segments - 1))
+    groups = [order[:n_sky], *np.array_split(order[n_sky:], n_segments - 1)]
+    centres = [features[g].mean(axis=0) if len(g) else features.mean(axis=0) for g in groups]
+    return np.asarray(centres)
+
+
 class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
     """Unsupervised segmentation: residual autoencoder hypercolumns clustered with k-means.
 
@@ -37,7 +52,11 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
     :class:`~sklearn.cluster.MiniBatchKMeans` with ``n_segments`` clusters on ``n_pixels``
     pixels drawn at random (seeded) from the training images. Each feature is standardised
     over those pixels, and each layer's block is divided by the square root of its number of
-    channels, so every layer weighs the same in the distance however wide it is.
+    channels, so every layer weighs the same in the distance however wide it is. K-means
+    starts from intensity ranks (the faintest ``sky_fraction`` of the pixels for the sky,
+    equal-count bins of the brighter ones for the other segments): started at random it tends
+    to split the sky, which is most of the pixels, into noise levels instead of isolating
+    the objects.
 
     :meth:`predict` returns one label map per image. **Label 0 is the background**: with
     ``background="intensity"`` (default) it is the cluster whose pixels have the lowest mean
@@ -49,10 +68,9 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
 
     Parameters
     ----------
-    n_segments : int, default=2
-        Number of pixel clusters, the background included: 2 separates objects from the
-        sky; more split the objects (cores, outskirts) but on noisy images may also split
-        the sky into noise levels.
+    n_segments : int, default=3
+        Number of pixel clusters, the background included: 3 gives sky, faint outskirts and
+        bright parts of objects.
     layers : tuple of str, default=("input", "enc0", "enc1", "enc2", "dec0")
         Feature maps stacked into hypercolumns: ``"input"`` (the standardised image),
         ``"enc0"`` (stem, full resolution), ``"enc1"`` ... ``"encL"`` (encoder levels at
@@ -64,6 +82,9 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         Channels of the residual levels.
     n_pixels : int, default=20000
         Pixels sampled from the training images to fit the clustering.
+    sky_fraction : float in (0, 1), default=0.95
+        Share of the pixels assumed to be sky when k-means is started (see above); only the
+        start depends on it. Lower it for crowded fields.
     background : {"intensity", "border"}, default="intensity"
         How the background segment (label 0) is identified; see above.
     max_epochs : int, default=20
@@ -140,17 +161,19 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         "layers": [tuple, list],
         "widths": [tuple, list],
         "n_pixels": [Interval(numbers.Integral, 1, None, closed="left")],
+        "sky_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "background": [StrOptions({"intensity", "border"})],
     }
 
     def __init__(
         self,
-        n_segments=2,
+        n_segments=3,
         layers=("input", "enc0", "enc1", "enc2", "dec0"),
         *,
         n_components=8,
         widths=(8, 16, 32),
         n_pixels=20000,
+        sky_fraction=0.95,
         background="intensity",
         max_epochs=20,
         batch_size=64,
@@ -170,6 +193,7 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         self.n_components = n_components
         self.widths = widths
         self.n_pixels = n_pixels
+        self.sky_fraction = sky_fraction
         self.background = background
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -311,8 +335,9 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         scaled = (features - mean) * scale
         kmeans = MiniBatchKMeans(
             n_clusters=self.n_segments,
+            init=_intensity_init(scaled, intensity, self.n_segments, self.sky_fraction),
+            n_init=1,
             random_state=int(rng.integers(np.iinfo(np.int32).max)),
-            n_init=3,
             batch_size=4096,
         ).fit(scaled)
         raw_labels = kmeans.predict(scaled)

@@ -116,9 +116,7 @@ def test_too_few_images_for_the_folds():
 
 
 def test_parallel_fit_matches_sequential(images):
-    member = EquivariantAutoencoder(
-        n_components=2, group="C4", widths=(8,), max_epochs=1, batch_size=16
-    )
+    member = ConvAutoencoder(n_components=2, widths=(4,), max_epochs=1, batch_size=16)
     sequential = KFoldEnsemble(member, n_splits=2, random_state=0).fit(images)
     parallel = KFoldEnsemble(member, n_splits=2, random_state=0, n_jobs=2).fit(images)
     np.testing.assert_allclose(parallel.transform(images), sequential.transform(images), atol=1e-5)

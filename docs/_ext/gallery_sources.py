@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 _cpu_at_start = {}
 
 
-def stage_examples(examples_dir, stage_dir, header_file, skipped):
+def stage_examples(examples_dir, stage_dir, header_file, skipped, gallery_dir):
     """Fill ``stage_dir`` with the gallery header and links to the example scripts.
 
     Parameters
@@ -26,16 +26,20 @@ def stage_examples(examples_dir, stage_dir, header_file, skipped):
     examples_dir, stage_dir, header_file : path-like
     skipped : dict of str to str
         Example file names that are not run nor shown, with the reason printed in the gallery.
+    gallery_dir : path-like
+        Where sphinx-gallery writes its pages; pages of examples that are no longer staged
+        (skipped, renamed or removed) are deleted there, so no orphan page is left behind.
 
     Returns
     -------
     names : list of str
-        The example scripts found, skipped ones included.
+        The example scripts staged.
     """
     examples_dir, stage_dir = Path(examples_dir), Path(stage_dir)
     stage_dir.mkdir(exist_ok=True)
-    scripts = sorted(path.name for path in examples_dir.glob("*.py"))
-    for path in stage_dir.iterdir():  # examples renamed or removed since the last build
+    found = sorted(path.name for path in examples_dir.glob("*.py"))
+    scripts = [name for name in found if name not in skipped]
+    for path in stage_dir.iterdir():
         if path.name != "GALLERY_HEADER.rst" and path.name not in scripts:
             path.unlink()
     for name in scripts:
@@ -49,9 +53,10 @@ def stage_examples(examples_dir, stage_dir, header_file, skipped):
             target.symlink_to(os.path.relpath(source, stage_dir))
         except OSError:
             shutil.copy2(source, target)
+    _remove_stale_pages(Path(gallery_dir), {Path(name).stem for name in scripts})
 
     header = Path(header_file).read_text(encoding="utf-8").rstrip() + "\n"
-    present = {name: reason for name, reason in skipped.items() if name in scripts}
+    present = {name: reason for name, reason in skipped.items() if name in found}
     if present:
         header += (
             "\n.. note::\n\n   These examples are in ``examples/`` but are not run or shown "
@@ -62,6 +67,19 @@ def stage_examples(examples_dir, stage_dir, header_file, skipped):
     if not target.exists() or target.read_text(encoding="utf-8") != header:
         target.write_text(header, encoding="utf-8")
     return scripts
+
+
+def _remove_stale_pages(gallery_dir, stems):
+    """Delete sphinx-gallery's outputs for examples whose stem is not in ``stems``."""
+    if not gallery_dir.is_dir():
+        return
+    for path in gallery_dir.glob("plot_*"):
+        stem = path.name.split(".")[0]
+        if stem not in stems:
+            path.unlink()
+    for path in gallery_dir.glob("images/**/sphx_glr_plot_*"):
+        if not any(path.name.startswith(f"sphx_glr_{stem}_") for stem in stems):
+            path.unlink()
 
 
 def _cpu_seconds():

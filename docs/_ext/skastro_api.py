@@ -114,6 +114,11 @@ SECTIONS = [
 ]
 
 
+# Public names that live outside their section's module, listed by full path until the module
+# re-exports them (then the short name is listed instead, once).
+ALSO = {"Plotting": ["skastro.plotting_retrieval.plot_retrieval"]}
+
+
 def _importable(module, name):
     """The object ``module.name``, or None (with the reason) when it does not import."""
     try:
@@ -148,6 +153,10 @@ def collect():
             obj, _ = _importable(module, name)
             if name not in names and obj is not None and _documentable(obj):
                 names.append(name)
+        for full_name in ALSO.get(title, []):
+            home, _, name = full_name.rpartition(".")
+            if name not in names and _importable(home, name)[0] is not None:
+                names.append(full_name)
         sections.append((title, module, intro, names))
     return sections, missing
 

@@ -45,11 +45,6 @@ __all__ = [
 
 GROUPS = ("trivial", "C4", "C8", "D4", "D8", "D16")
 
-# escnn buffers that are recomputed from the parameters or from the configuration; they are
-# left out of state dicts so that saved weights do not depend on the train/eval mode (escnn
-# registers the expanded filter only in eval mode) and stay small.
-_DERIVED_BUFFERS = ("filter", "expanded_bias", "bias_expansion", "sampled_basis")
-
 _TEMPLATE_CACHE_SIZE = 8
 _templates = collections.OrderedDict()
 _templates_lock = threading.Lock()
@@ -197,16 +192,19 @@ def _new_convolutions(channels, group, widths, n_components, kernel_size):
         escnn_nn.FieldType(gspace, [gspace.regular_repr] * _n_fields(w, order)) for w in widths
     ]
     latent_type = escnn_nn.FieldType(gspace, [gspace.regular_repr] * n_components)
-    pad = kernel_size // 2
+    # kernel_size at full resolution, where the pixel grid limits how well filters can turn
+    # by 45 degrees and where the image has one channel (so large kernels are cheap); 3x3 on
+    # the many-channel inner levels, which hold most of the compute
+    encoder_kernels = [kernel_size] + [3] * len(types)
+    decoder_kernels = [3] * len(types) + [kernel_size]
+    ins = [scalar, *types]
+    outs = [*types, latent_type]
     encoder = [
-        escnn_nn.R2Conv(previous, field, kernel_size, padding=pad)
-        for previous, field in zip([scalar, *types[:-1]], types)
+        escnn_nn.R2Conv(i, o, k, padding=k // 2) for i, o, k in zip(ins, outs, encoder_kernels)
     ]
-    encoder.append(escnn_nn.R2Conv(types[-1], latent_type, 3, padding=1))
-    decoder = [escnn_nn.R2Conv(latent_type, types[-1], 3, padding=1)]
-    decoder += [
-        escnn_nn.R2Conv(field, out, kernel_size, padding=pad)
-        for field, out in zip(types[::-1], [*types[-2::-1], scalar])
+    decoder = [
+        escnn_nn.R2Conv(o, i, k, padding=k // 2)
+        for i, o, k in zip(ins[::-1], outs[::-1], decoder_kernels)
     ]
     return {
         "input_type": scalar,
@@ -280,7 +278,8 @@ def build_blocks(image_shape, group="D8", widths=(16, 32, 64), n_components=16, 
     n_components : int
         Regular fields at the bottleneck, hence size of the invariant latent.
     kernel_size : int
-        Odd size of the convolution kernels (the bottleneck convolutions use 3).
+        Odd kernel size of the full-resolution convolutions (the first of the encoder, the last
+        of the decoder); the others are 3x3.
 
     Returns
     -------
@@ -496,23 +495,23 @@ class EquivariantAutoencoderModule(nn.Module):
         return self
 
     def state_dict(self, *args, destination=None, prefix="", keep_vars=False):
-        """Learnable parameters only: escnn's bases and expanded filters are derived data."""
+        """Learnable parameters only: escnn's buffers (sampled bases, expanded filters, index
+        tables) are rebuilt from the configuration and the parameters."""
         state = super().state_dict(destination=destination, prefix=prefix, keep_vars=keep_vars)
-        for key in [k for k in state if k.rsplit(".", 1)[-1] in _DERIVED_BUFFERS]:
+        learnable = {prefix + name for name, _ in self.named_parameters()}
+        for key in [k for k in state if k.startswith(prefix) and k not in learnable]:
             del state[key]
         return state
 
     def load_state_dict(self, state_dict, strict=True, assign=False):
-        """Load parameters saved by :meth:`state_dict` (derived escnn buffers are ignored)."""
-        state_dict = {
-            k: v for k, v in state_dict.items() if k.rsplit(".", 1)[-1] not in _DERIVED_BUFFERS
-        }
+        """Load parameters saved by :meth:`state_dict` (any escnn buffers are ignored)."""
+        learnable = {name for name, _ in self.named_parameters()}
+        state_dict = {k: v for k, v in state_dict.items() if k in learnable}
         result = super().load_state_dict(state_dict, strict=False, assign=assign)
-        missing = [k for k in result.missing_keys if k.rsplit(".", 1)[-1] not in _DERIVED_BUFFERS]
-        if strict and (missing or result.unexpected_keys):
+        missing = [k for k in result.missing_keys if k in learnable]
+        if strict and missing:
             raise RuntimeError(
-                f"Error loading state_dict for {type(self).__name__}: missing keys {missing}, "
-                f"unexpected keys {result.unexpected_keys}"
+                f"Error loading state_dict for {type(self).__name__}: missing parameters {missing}"
             )
         self._refresh()
         return result
