@@ -8,7 +8,9 @@ software WebGL) loads the page through Playwright. Rows:
 * ``server start``: ``Explorer(...)``, the initial PCA view, the nearest-neighbour index and
   the Dash app, before any request (the time between ``skastro explore`` and the URL);
 * ``first render``: navigation start to every point drawn in the scatter, in the browser
-  (``performance.now()`` when the plot holds all points and its WebGL canvas exists);
+  (``performance.now()`` when the plot holds all points and its WebGL canvas exists), the
+  median of 3 page loads: with a cold browser cache (a fresh browser context each time), and
+  with a warm one (later loads in one context, as when the page is opened again);
 * ``click to panel``: mouse-down on a point to the instance panel showing that point's image,
   loaded (median and worst of several clicks on different points);
 * ``server memory``: resident memory of this process (server and data) after the clicks, and
@@ -45,6 +47,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 N_CLICKS = 7
+N_RENDERS = 3
+MS = ("drawn", "layout", "plotly")  # the timings of a first render, in ms from navigation
 
 # In the page: the time (ms since navigation start) when the scatter holds n points, drawn.
 _DRAWN = """(n) => {
@@ -59,7 +63,7 @@ _DRAWN = """(n) => {
 # to tell its fixed cost apart from the cost of drawing the points.
 _MARK_PLOTLY_READY = """
 (function poll() {
-  if (window.Plotly) { window.__plotlyReady = performance.now(); return; }
+  if (window.Plotly && window.Plotly.newPlot) { window.__plotlyReady = performance.now(); return; }
   requestAnimationFrame(poll);
 })();
 """
@@ -68,6 +72,13 @@ _MARK_PLOTLY_READY = """
 _LAYOUT_RECEIVED = """() => {
   const entry = performance.getEntriesByType('resource').find(e => e.name.endsWith('_dash-layout'));
   return entry ? [entry.responseEnd, entry.encodedBodySize] : [NaN, NaN];
+}"""
+
+# In the page: the size of the plotly.js it loaded (the explorer's bundle or the full one).
+_PLOTLY_BYTES = """() => {
+  const entries = performance.getEntriesByType('resource');
+  const entry = entries.find(e => /plotly[^/]*[.]js$/.test(e.name));
+  return entry ? entry.decodedBodySize : NaN;
 }"""
 
 # In the page: remember the time of the next mouse-down and of the first panel update that
@@ -133,6 +144,23 @@ def _memory_mib():
     return fields.get("VmRSS", float("nan")), fields.get("VmHWM", float("nan"))
 
 
+def _first_render(context, url, n_points):
+    """Load the page in a new tab; return it and its timings (ms) and sizes (bytes)."""
+    page = context.new_page()
+    page.add_init_script(_MARK_PLOTLY_READY)
+    page.goto(url, wait_until="commit")
+    drawn = page.wait_for_function(_DRAWN, arg=n_points, polling="raf", timeout=120_000)
+    layout_ms, layout_bytes = page.evaluate(_LAYOUT_RECEIVED)
+    timings = dict(
+        drawn=drawn.json_value(),
+        layout=layout_ms,
+        plotly=page.evaluate("() => window.__plotlyReady"),
+        layout_bytes=layout_bytes,
+        plotly_bytes=page.evaluate(_PLOTLY_BYTES),
+    )
+    return page, timings
+
+
 def run(quick=False):
     """Measure the explorer; return one dict per row (metric, value, unit, goal, points)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
@@ -140,7 +168,7 @@ def run(quick=False):
 
     n_points = 5_000 if quick else 50_000
     images, embedding, labels = make_data(n_points)
-    rows = []
+    rows, all_renders = [], []
 
     def row(metric, value, unit, goal=""):
         rows.append(dict(metric=metric, value=value, unit=unit, goal=goal, points=n_points))
@@ -153,23 +181,29 @@ def run(quick=False):
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            renders = []
-            for _ in range(2):  # cold browser cache, then warm
-                context = browser.new_context(viewport={"width": 1400, "height": 860})
-                page = context.new_page()
-                page.add_init_script(_MARK_PLOTLY_READY)
-                page.goto(app_server.url, wait_until="commit")
-                drawn = page.wait_for_function(_DRAWN, arg=n_points, polling="raf", timeout=120_000)
-                layout_ms, layout_bytes = page.evaluate(_LAYOUT_RECEIVED)
-                plotly_ms = page.evaluate("() => window.__plotlyReady")
-                renders.append((drawn.json_value(), layout_ms, plotly_ms, layout_bytes))
-                if len(renders) < 2:
-                    context.close()
-            for name, (drawn_ms, layout_ms, plotly_ms, _) in zip(("cold", "warm"), renders):
-                row(f"first render ({name} cache)", drawn_ms / 1000, "s", "≤ 3 s")
-                row("  layout with the figure received", layout_ms / 1000, "s")
-                row("  plotly.js loaded and parsed", plotly_ms / 1000, "s")
-            row("layout response size", layout_bytes / 2**20, "MiB")
+            viewport = {"width": 1400, "height": 860}
+            renders = {"cold": [], "warm": []}
+            for _ in range(N_RENDERS):
+                context = browser.new_context(viewport=viewport)
+                renders["cold"].append(_first_render(context, app_server.url, n_points)[1])
+                context.close()
+            context = browser.new_context(viewport=viewport)
+            page, _ = _first_render(context, app_server.url, n_points)  # fills the cache
+            for _ in range(N_RENDERS):
+                page.close()
+                page, warm = _first_render(context, app_server.url, n_points)
+                renders["warm"].append(warm)
+            for name, timings in renders.items():
+                seconds = {key: statistics.median(t[key] for t in timings) / 1000 for key in MS}
+                row(f"first render ({name} cache, median)", seconds["drawn"], "s", "≤ 3 s")
+                row("  layout with the figure received", seconds["layout"], "s")
+                row("  plotly.js loaded and evaluated", seconds["plotly"], "s")
+                all_renders.append(
+                    f"{name}: " + ", ".join(f"{t['drawn'] / 1000:.2f}" for t in timings) + " s"
+                )
+            sizes = renders["cold"][-1]
+            row("layout response size", sizes["layout_bytes"] / 2**20, "MiB")
+            row("plotly.js size", sizes["plotly_bytes"] / 2**20, "MiB")
 
             clicks, previous, missed = [], "", 0
             for x, y in page.evaluate(_CLICK_TARGETS, N_CLICKS + 1):
@@ -207,7 +241,7 @@ def run(quick=False):
             size = os.path.getsize(path) / 2**20
         row("html export time", export.seconds, "s")
         row("html export size", size, "MiB")
-    return rows
+    return rows, all_renders
 
 
 def main(argv=None):
@@ -215,12 +249,14 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="5,000 points instead of 50,000")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    rows = run(quick=args.quick)
+    load_start = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    rows, all_renders = run(quick=args.quick)
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     notes = (
         "Headless Chromium with software WebGL (SwiftShader) on the same machine as the server; "
         "times in the browser are from navigation start (first render) and from mouse-down "
-        f"(click). Load average at the end: {load} on {os.cpu_count()} cores. "
+        f"(click). Every first render: {'; '.join(all_renders)}. Load average (1, 5, 15 min) "
+        f"at the start: {load_start}; at the end: {load}; on {os.cpu_count()} cores. "
         f"Whole benchmark: {time.perf_counter() - started:.0f} s."
     )
     write_result("explorer", "Explorer: 50,000-point scale", rows, notes)

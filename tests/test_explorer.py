@@ -23,6 +23,7 @@ from skastro.explorer import Explorer, View, ViewSpec
 from skastro.explorer import _callbacks as cb
 from skastro.explorer._compute import NeighbourIndex, cluster, compute_view, project
 from skastro.explorer._figure import HIGHLIGHT_NAME, build_figure
+from skastro.explorer._plotlyjs import bundle_source
 from skastro.explorer._thumbnails import (
     STRETCHES,
     ThumbnailRenderer,
@@ -307,7 +308,7 @@ def _decode(typed):
 def test_figure_has_one_trace_per_category_and_a_ring():
     coords = np.random.default_rng(0).normal(size=(30, 2)).astype(np.float32)
     clusters = np.repeat([1, 0, -1], 10)
-    figure = build_figure(coords, np.arange(30), clusters, color_kind="cluster", selected=5)
+    figure = build_figure(coords, clusters, color_kind="cluster", selected=5)
     traces = figure["data"]
     assert [trace["name"] for trace in traces] == [
         "cluster 0",
@@ -320,12 +321,12 @@ def test_figure_has_one_trace_per_category_and_a_ring():
     assert sorted(indices) == list(range(30))
     for trace in traces[:-1]:  # coordinates travel as typed arrays, in customdata's order
         np.testing.assert_array_equal(_decode(trace["x"]), coords[trace["customdata"], 0])
-        assert trace["text"] == [str(i) for i in trace["customdata"]]
+        assert "text" not in trace  # ids are fetched on hover, not sent for every point
     assert traces[-1]["customdata"] == [5]
     assert _decode(traces[-1]["y"]).tolist() == [coords[5, 1]]
-    continuous = build_figure(coords, np.arange(30), np.linspace(0, 1, 30), color_kind="continuous")
+    continuous = build_figure(coords, np.linspace(0, 1, 30), color_kind="continuous")
     assert continuous["data"][0]["marker"]["showscale"]
-    three_d = build_figure(np.c_[coords, coords[:, 0]], np.arange(30))
+    three_d = build_figure(np.c_[coords, coords[:, 0]])
     assert {trace["type"] for trace in three_d["data"]} == {"scatter3d"}
     # The dictionary is a valid plotly figure.
     import plotly.graph_objects as go
@@ -464,6 +465,34 @@ def test_thumbnail_route_only_serves_indices(explorer):
     assert client.get("/_skastro/thumbnail/1.png?band=9").status_code == 400
 
 
+def test_page_loads_the_trimmed_plotly_bundle_from_this_server(explorer):
+    source = bundle_source()
+    assert source is not None, "build it with skastro/explorer/_static/build_plotly.sh"
+    assert b"scatter3d" in source and b"</script" not in source.lower()  # inlined by save_html
+    client = explorer.make_app().server.test_client()
+    page = client.get("/").get_data(as_text=True)
+    url = re.search(r'script\.src = "([^"]+)"', page).group(1)
+    assert url.startswith("/_skastro/plotly-") and url.endswith(".min.js")
+    response = client.get(url)
+    assert response.status_code == 200 and response.data == source
+    assert response.mimetype == "text/javascript"
+    # The address holds the file's hash, so the browser may keep it for good.
+    assert "immutable" in response.headers["Cache-Control"]
+
+
+def test_no_callback_runs_when_the_page_loads(explorer):
+    # The layout already holds what the callbacks would compute; every round trip on load
+    # would delay the first render of a large scatter.
+    app = explorer.make_app()
+    assert len(app._callback_list) == 9
+    assert all(callback["prevent_initial_call"] for callback in app._callback_list)
+    spec = explorer.view.spec  # PCA, no clustering: only the clustering choice is shown
+    assert (spec.projection, spec.clustering) == ("pca", "none")
+    shown = {key: app.layout[key].style["display"] for key in ("tsne-params", "umap-params")}
+    assert shown == {"tsne-params": "none", "umap-params": "none"}
+    assert app.layout["cluster-space-params"].style == {"display": "none"}
+
+
 def test_serve_defaults_to_localhost_and_serves_everything_locally(explorer):
     import inspect
 
@@ -488,7 +517,8 @@ def test_save_html_is_one_self_contained_file(tmp_path, data):
     page = open(path, encoding="utf-8").read()
     # No script is fetched: plotly.js is inline (its source merely mentions its CDN).
     assert not re.findall(r"<script[^>]*\bsrc=", page)
-    assert len(page) > 3_000_000  # plotly.js itself is embedded
+    assert len(page) > 1_500_000  # plotly.js itself is embedded
+    assert page.index("window.Plotly") < page.index('id="skastro-scatter"')
     thumbnails = re.search(r'id="skastro-thumbnails">(.*?)</script>', page, re.S).group(1)
     thumbnails = json.loads(thumbnails)
     assert sorted(map(int, thumbnails)) == list(range(N_IMAGES))

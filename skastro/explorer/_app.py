@@ -4,7 +4,13 @@ Dash (Flask + React + plotly.js) is used because it is the maintained way to put
 WebGL scatter behind Python callbacks: zoom, pan, 3-D rotation, legend isolation, box and
 lasso selection and PNG export come with plotly.js, its JavaScript bundles are served from
 the installed package (no network), and every callback is an ordinary Python function.
+
+The page is built for a fast first render with 50,000 points: the figure comes with the
+layout (no callback round trip), plotly.js is a trimmed bundle (see :mod:`._plotlyjs`) that
+starts loading with the page, and no callback runs on load.
 """
+
+import hashlib
 
 import flask
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
@@ -12,9 +18,11 @@ from dash.exceptions import PreventUpdate
 
 from skastro.explorer import _callbacks as cb
 from skastro.explorer._compute import CLUSTER_SPACES, CLUSTERINGS, PROJECTIONS
+from skastro.explorer._plotlyjs import bundle_source
 from skastro.explorer._thumbnails import STRETCHES
 
 THUMBNAIL_ROUTE = "/_skastro/thumbnail/"
+PLOTLY_ROUTE = "/_skastro/plotly-"
 POLL_INTERVAL_MS = 250
 
 _CSS = """
@@ -82,6 +90,7 @@ _INDEX = (
 {%config%}
 {%scripts%}
 {%renderer%}
+<script>{plotly_loader}</script>
 </footer>
 </body>
 </html>
@@ -89,13 +98,33 @@ _INDEX = (
 )
 
 
+# plotly.js starts loading as soon as Dash's renderer has started (and asked for the layout),
+# so it is evaluated while the server sends the layout, instead of after the graph component
+# mounts. Until it has run, window.Plotly is a thenable: dcc.Graph, which loads its own
+# plotly.js only when window.Plotly is unset, waits on it through Promise.resolve instead.
+_PLOTLY_LOADER = """
+(function () {
+  var waiting = [], failed = null;
+  window.Plotly = {then: function (resolve, reject) {
+    if (failed) { reject(failed); } else { waiting.push([resolve, reject]); }
+  }};
+  var script = document.createElement('script');
+  script.src = "PLOTLY_URL";
+  script.onload = function () { waiting.forEach(function (w) { w[0](window.Plotly); }); };
+  script.onerror = function (error) {
+    failed = error; waiting.forEach(function (w) { w[1](error); });
+  };
+  document.head.appendChild(script);
+})();
+"""
+
 _RING_SCRIPT = """
 function (selection) {
     if (!selection || !selection.point) { return window.dash_clientside.no_update; }
     // Two frames later: the instance panel is on screen before the scatter is redrawn.
     requestAnimationFrame(function () { setTimeout(function () {
         var gd = document.querySelector('#scatter .js-plotly-plot');
-        if (!gd || !gd.data || !window.Plotly) { return; }
+        if (!gd || !gd.data || !window.Plotly || !window.Plotly.restyle) { return; }
         var last = gd.data.length - 1, p = selection.point;
         var update = {x: [[p[0]]], y: [[p[1]]], customdata: [[selection.index]]};
         if (p.length === 3) { update.z = [[p[2]]]; }
@@ -106,9 +135,11 @@ function (selection) {
 """
 
 
-def _field(label, component, group_id=None):
+def _field(label, component, group_id=None, style=None):
     children = [html.Label(label, className="field"), component]
-    return html.Div(children) if group_id is None else html.Div(children, id=group_id)
+    if group_id is None:
+        return html.Div(children)
+    return html.Div(children, id=group_id, style=style)
 
 
 def _radio(component_id, options, value):
@@ -134,6 +165,8 @@ def _number_input(component_id, value, **kwargs):
 
 def _left_column(explorer, view):
     spec = view.spec
+    # The page opens with the right parameter groups shown, so that callback need not run.
+    visible = cb.parameter_visibility(spec.projection, spec.clustering)
     embedding_options = []
     for name in explorer.embedding_names:
         kind, _ = explorer._sources[name]
@@ -159,6 +192,7 @@ def _left_column(explorer, view):
                 "t-SNE perplexity",
                 _number_input("perplexity", spec.perplexity, min=1),
                 "tsne-params",
+                visible["tsne"],
             ),
             html.Div(
                 [
@@ -172,6 +206,7 @@ def _left_column(explorer, view):
                     ),
                 ],
                 id="umap-params",
+                style=visible["umap"],
             ),
             html.H3("Clustering"),
             _radio("clustering", CLUSTERINGS, spec.clustering),
@@ -179,6 +214,7 @@ def _left_column(explorer, view):
                 "Number of clusters",
                 _number_input("n-clusters", spec.n_clusters, min=2),
                 "n-clusters-params",
+                visible["n_clusters"],
             ),
             html.Div(
                 [
@@ -197,6 +233,7 @@ def _left_column(explorer, view):
                     ),
                 ],
                 id="hdbscan-params",
+                style=visible["hdbscan"],
             ),
             html.Div(
                 [
@@ -204,6 +241,7 @@ def _left_column(explorer, view):
                     _radio("cluster-space", CLUSTER_SPACES, spec.cluster_space),
                 ],
                 id="cluster-space-params",
+                style=visible["cluster_space"],
             ),
             html.Button("Compute", id="compute", className="primary", n_clicks=0),
             html.Div(
@@ -316,6 +354,26 @@ def _progress_style(fraction):
     return {"width": f"{100 * max(0.0, min(1.0, fraction)):.0f}%"}
 
 
+def _serve_plotly(app):
+    """Add the route that serves the explorer's plotly.js bundle; return its address.
+
+    The address holds a hash of the file, so the browser may cache it for good. Without the
+    bundle, the page loads the full plotly.js that dcc.Graph would.
+    """
+    source = bundle_source()
+    if source is None:
+        return app.get_relative_path("/_dash-component-suites/plotly/package_data/plotly.min.js")
+    route = f"{PLOTLY_ROUTE}{hashlib.sha256(source).hexdigest()[:16]}.min.js"
+
+    @app.server.route(route)
+    def plotly_js():
+        response = flask.Response(source, mimetype="text/javascript")
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        return response
+
+    return app.get_relative_path(route)
+
+
 def build_app(explorer):
     """Build the Dash app for ``explorer`` (see :meth:`Explorer.make_app`)."""
     view = explorer.view
@@ -331,7 +389,10 @@ def build_app(explorer):
         suppress_callback_exceptions=True,
         assets_ignore=".*",
     )
-    app.index_string = _INDEX
+    plotly_url = _serve_plotly(app)
+    app.index_string = _INDEX.replace(
+        "{plotly_loader}", _PLOTLY_LOADER.replace("PLOTLY_URL", plotly_url)
+    )
     app.layout = html.Div(
         [
             _left_column(explorer, view),
@@ -369,6 +430,7 @@ def build_app(explorer):
         Output("cluster-space-params", "style"),
         Input("projection", "value"),
         Input("clustering", "value"),
+        prevent_initial_call=True,
     )
     def show_parameters(projection, clustering):
         styles = cb.parameter_visibility(projection, clustering)
@@ -522,6 +584,7 @@ def build_app(explorer):
     @app.callback(
         Output("selection-summary", "children"),
         Input("scatter", "selectedData"),
+        prevent_initial_call=True,
     )
     def summary(selected_data):
         return cb.selection_summary(selected_data)
@@ -548,6 +611,7 @@ def build_app(explorer):
         Input("scatter", "hoverData"),
         State("stretch", "value"),
         State("band", "value"),
+        prevent_initial_call=True,
     )
     def tooltip(hover_data, stretch, band):
         def url(index):

@@ -538,7 +538,6 @@ class Explorer:
         values, kind, name = self.color_values(view, color_by)
         return build_figure(
             view.coords,
-            self.ids,
             values,
             color_kind=kind,
             color_name=name,

@@ -129,7 +129,6 @@ def _template():
 
 def build_figure(
     coords,
-    ids,
     color=None,
     *,
     color_kind="none",
@@ -147,8 +146,6 @@ def build_figure(
     Parameters
     ----------
     coords : ndarray of shape (n, 2) or (n, 3)
-    ids : sequence of str, length n
-        Shown on hover and used as the point text.
     color : array-like of shape (n,), default=None
         Values to colour by; None draws every point in one colour.
     color_kind : {"none", "cluster", "categorical", "continuous"}, default="none"
@@ -164,13 +161,21 @@ def build_figure(
     -------
     dict
         With ``data`` and ``layout``. Every trace's ``customdata`` holds the points' indices
-        into the data set; the last trace is the selection ring.
+        into the data set; the last trace is the selection ring. No per-point text is sent:
+        the app and the HTML export show the hovered point's id and thumbnail in their own
+        tooltips, and 50,000 ids would double the figure's size.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> figure = build_figure(np.zeros((3, 2)), np.array([0, 1, 1]), color_kind="cluster")
+    >>> [(trace["name"], trace["customdata"]) for trace in figure["data"]]
+    [('cluster 0', [0]), ('cluster 1', [1, 2]), ('selected point', [])]
     """
     coords = np.asarray(coords, dtype=np.float32)
     n_points, n_dims = coords.shape
-    ids = np.asarray(ids).astype(str)
     size = marker_size(n_points, n_dims)
-    hover = "%{text}<extra>%{fullData.name}</extra>"
+    hover = "%{fullData.name}<extra></extra>"
     traces = []
     if color is None or color_kind == "none":
         index = np.arange(n_points, dtype=np.int32)
@@ -181,8 +186,8 @@ def build_figure(
                 index,
                 mode="markers",
                 name="points",
-                text=ids.tolist(),
-                hovertemplate=hover,
+                # No label (it would say nothing); hover events still reach the tooltips.
+                hoverinfo="none",
                 showlegend=False,
                 marker=dict(size=size, color=_PALETTE[0], opacity=0.8),
             )
@@ -198,9 +203,8 @@ def build_figure(
                 index,
                 mode="markers",
                 name=color_name,
-                text=ids[index].tolist(),
                 showlegend=False,
-                hovertemplate="%{text}<br>" + color_name + "=%{marker.color:.4g}<extra></extra>",
+                hovertemplate=color_name + "=%{marker.color:.4g}<extra></extra>",
                 marker=dict(
                     size=size,
                     color=typed_array(values[finite]),
@@ -220,7 +224,6 @@ def build_figure(
                     index,
                     mode="markers",
                     name="missing",
-                    text=ids[index].tolist(),
                     hovertemplate=hover,
                     marker=dict(size=size, color=_NOISE_COLOUR, opacity=0.6),
                 )
@@ -240,7 +243,6 @@ def build_figure(
                     index,
                     mode="markers",
                     name=name,
-                    text=ids[index].tolist(),
                     hovertemplate=hover,
                     marker=dict(size=size, color=colour, opacity=0.55 if grey else 0.8),
                 )

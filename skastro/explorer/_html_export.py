@@ -5,6 +5,8 @@ import os
 
 import numpy as np
 
+from skastro.explorer._plotlyjs import bundle_source
+
 # Shows the hovered point's thumbnail beside the cursor; the thumbnails are data URIs in a
 # JSON block, keyed by point index (the traces' customdata). Text goes in via textContent,
 # so an id cannot inject markup. It runs right after the plot is created, so the page puts
@@ -55,6 +57,7 @@ body {{ margin: 0; font-family: system-ui, sans-serif; }}
 <div id="skastro-tip"><img alt=""><div></div></div>
 <script type="application/json" id="skastro-thumbnails">{thumbnails}</script>
 <script type="application/json" id="skastro-ids">{ids}</script>
+{plotlyjs}
 {plot}
 </body>
 </html>
@@ -96,11 +99,12 @@ def write_html(
     }
     figure = explorer.figure(view, color_by=color_by)
     figure["layout"]["autosize"] = True
+    source = bundle_source()
     plot = pio.to_html(
         figure,
         validate=False,
         # Embedded, not from a CDN: the file must open offline.
-        include_plotlyjs=True,
+        include_plotlyjs=source is None,
         full_html=False,
         div_id="skastro-scatter",
         default_width="100%",
@@ -118,6 +122,8 @@ def write_html(
     page = _PAGE.format(
         title=html_text.escape(f"skastro explorer: {view.spec.describe()}"),
         header=html_text.escape(header),
+        # A bundle holds no "</script>" (checked by the tests), so it can go in as it is.
+        plotlyjs="" if source is None else f"<script>{source.decode('utf-8')}</script>",
         plot=plot,
         thumbnails=_json_for_script(thumbnails),
         ids=_json_for_script(explorer.ids.tolist()),
