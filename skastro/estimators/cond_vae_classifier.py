@@ -76,9 +76,13 @@ class CondVAEClassifier(DeepEstimator):
     :meth:`decision_function`).
 
     Nothing guarantees that the split the class unit finds is the one you care about: it is
-    the binary split that helps reconstruction most. Give the network inputs in which that
-    split dominates (e.g. each band in sky-noise units through ``arcsinh``, so brightness does
-    not), and check the result against a few labelled images.
+    the binary split that helps reconstruction most, and on images whose objects span a wide
+    range of brightness that is brightness. On ``make_star_galaxy`` the class unit follows the
+    central object's flux (Spearman ``|rho|`` 0.77-0.95), not its concentration, whether the
+    inputs are in sky-noise units through ``arcsinh``, divided by each object's flux or peak,
+    or fed through the hierarchical design; its star-galaxy AUC stays near 0.5-0.6. Give the
+    network inputs in which the split you want dominates, and check the result against a few
+    labelled images.
 
     Parameters
     ----------
