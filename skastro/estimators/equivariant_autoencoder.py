@@ -27,7 +27,7 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
 
     The encoder is a stack of escnn steerable convolutions whose feature fields transform with
     the regular representation of ``group`` (e.g. D8: 8 rotations by 45 degrees, and flips);
-    each level is a convolution, a ReLU and an antialiased 2x downsampling that keeps the
+    each level is a convolution, an ELU and an antialiased 2x downsampling that keeps the
     image centre. A last convolution gives ``n_components`` regular fields, from which a
     mirrored equivariant decoder reconstructs the image. The latent returned by
     :meth:`transform` is those fields pooled over the group (max over the orientations of each

@@ -215,20 +215,23 @@ def _new_convolutions(channels, group, widths, n_components, kernel_size):
 
 
 def _assemble(convolutions, height, width):
-    # Encoder: per level a convolution at the level's resolution, ReLU, BlurPool; then the
+    # Encoder: per level a convolution at the level's resolution, ELU, BlurPool; then the
     # bottleneck convolution. Decoder: the mirror image, upsampling to the exact level sizes.
+    # ELU rather than ReLU: the first level has only a few regular fields, and with ReLU
+    # they could all die at some initialisations (measured on make_disks 32 px, 5 epochs:
+    # 2 of 6 seeds stalled at a training MSE of 0.2-0.85; with ELU all 6 reach 0.056-0.086).
     encoder_convs, decoder_convs = list(convolutions["encoder"]), list(convolutions["decoder"])
     n_levels = len(encoder_convs) - 1
     sizes = level_sizes(height, width, n_levels)
     encoder = []
     for level, conv in enumerate(encoder_convs[:-1]):
-        encoder += [conv, escnn_nn.ReLU(conv.out_type, inplace=True)]
+        encoder += [conv, escnn_nn.ELU(conv.out_type, inplace=True)]
         encoder.append(BlurPool(conv.out_type, sizes[level]))
     encoder.append(encoder_convs[-1])
     decoder = [decoder_convs[0]]
     for level, conv in zip(range(n_levels - 1, -1, -1), decoder_convs[1:]):
         decoder += [
-            escnn_nn.ReLU(conv.in_type, inplace=True),
+            escnn_nn.ELU(conv.in_type, inplace=True),
             escnn_nn.R2Upsampling(conv.in_type, size=sizes[level], mode="bilinear"),
             conv,
         ]
