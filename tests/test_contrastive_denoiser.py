@@ -316,3 +316,29 @@ def test_save_load_and_pickle_round_trips(galaxies, fitted_clean, tmp_path):
     np.testing.assert_array_equal(loaded.transform(noisy), fitted_clean.transform(noisy))
     restored = pickle.loads(pickle.dumps(fitted_clean))
     np.testing.assert_array_equal(restored.denoise(noisy), expected)
+
+
+def test_zero_correction_returns_the_input_in_its_own_units(galaxies):
+    # With residual=True and a zeroed output layer the network is the identity, so denoise
+    # must give back exactly what it was given: the standardisation going in and the
+    # de-standardisation coming out are the same transform.
+    train, _, noisy = galaxies
+    model = _model(max_epochs=0).fit(100.0 * train[:8] + 3.0)  # units far from unit scale
+    torch.nn.init.zeros_(model.module_.out.weight)
+    torch.nn.init.zeros_(model.module_.out.bias)
+    X = 100.0 * noisy[:4] + 3.0
+    np.testing.assert_allclose(model.denoise(X), X, rtol=1e-5, atol=1e-3)
+
+
+def test_training_pairs_of_both_modes():
+    X = torch.full((2, 1, 16, 16), 0.5)
+    clean = _model(target="clean")
+    target, noisy_input = clean._pair(X, torch.Generator().manual_seed(0))
+    assert torch.equal(target, X)  # the clean image is the target
+    variance = 0.5 / GAIN + SIGMA**2
+    assert float((noisy_input - X).var()) == pytest.approx(variance, rel=0.15)
+    recorrupted = _model(target="noisy")
+    target, noisy_input = recorrupted._pair(X, torch.Generator().manual_seed(0))
+    # Recorrupted-to-Recorrupted: the added noise enters input and target with opposite signs
+    assert torch.allclose(0.5 * (target + noisy_input), X, atol=1e-6)
+    assert float((noisy_input - X).var()) == pytest.approx(variance, rel=0.15)
