@@ -8,17 +8,20 @@ inventories this extension decides, per project, where the inventory comes from:
 1. a local copy ``docs/_intersphinx/<name>.inv``, when there is one (download one on a
    machine with network: ``curl -o docs/_intersphinx/sklearn.inv
    https://scikit-learn.org/stable/objects.inv``); it is the fallback when the site is
-   reachable, and the only source offline;
-2. the project's site, when it is reachable.
+   reachable, and the only full inventory offline;
+2. the project's site, when it is reachable;
+3. without a local copy, a small inventory written from the table in
+   ``docs/_ext/fallback_inventories.py``, which lists the external names this site refers to;
+   it is tried last, so a build with network uses the real inventory.
 
-A project with neither is dropped from ``intersphinx_mapping`` with an info message. Its
+A project with none of these is dropped from ``intersphinx_mapping`` with an info message. Its
 cross-references (``:class:`sklearn.pipeline.Pipeline```) then render as plain code: Sphinx
 warns about unresolved Python references only in nitpicky mode, which this site does not use.
 
 ``SKASTRO_DOCS_OFFLINE`` overrides the reachability check: ``1`` never contacts a site
-(local copies only), ``0`` always tries every site (a failed download then fails a ``-W``
-build, which is what a release build with network wants). Unset, each site is probed with a
-TCP connection of a few seconds, all in parallel.
+(local copies and the fallback table only), ``0`` always tries every site (a failed download
+with no local copy then falls back to the table). Unset, each site is probed with a TCP
+connection of a few seconds, all in parallel.
 """
 
 import os
@@ -27,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from fallback_inventories import write_inventory
 from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
@@ -64,7 +68,7 @@ def choose_inventories(app, config):
     else:
         online = dict.fromkeys(urls, not offline)
 
-    kept, dropped = {}, []
+    kept, dropped, fallback_used = {}, [], []
     for name, url in urls.items():
         local = local_dir / f"{name}.inv"
         locations = []
@@ -72,11 +76,24 @@ def choose_inventories(app, config):
             locations.append(None)  # None: <url>/objects.inv
         if local.is_file():
             locations.append(str(local))
+        else:
+            # last resort, tried only when the locations before it fail
+            fallback = write_inventory(name, Path(app.doctreedir) / "intersphinx_fallback")
+            if fallback is not None:
+                locations.append(str(fallback))
+                if not online[name]:
+                    fallback_used.append(name)
         if locations:
             kept[name] = (url, tuple(locations))
         else:
             dropped.append(name)
     config.intersphinx_mapping = kept
+    if fallback_used:
+        logger.info(
+            "[offline_intersphinx] no network and no local inventory for %s: using the small "
+            "inventories of docs/_ext/fallback_inventories.py",
+            ", ".join(sorted(fallback_used)),
+        )
     if dropped:
         logger.info(
             "[offline_intersphinx] no network and no local inventory for %s: their "

@@ -164,13 +164,18 @@ def collect():
 def render(sections, missing):
     """The reStructuredText included by ``api.rst``."""
     lines = [".. This file is written by docs/_ext/skastro_api.py at every build; do not edit.", ""]
+    declared = set()
     for title, module, intro, names in sections:
         lines += [title, "-" * len(title), "", intro, ""]
         if not names:
             lines += ["Nothing from this module imports in this build yet.", ""]
             continue
+        # the first section of a module declares it, so :mod:`skastro.metrics` links here;
+        # a second declaration would be a duplicate-object warning
+        directive = "currentmodule" if module in declared else "module"
+        declared.add(module)
         lines += [
-            f".. currentmodule:: {module}",
+            f".. {directive}:: {module}",
             "",
             ".. autosummary::",
             "   :toctree: generated",
