@@ -38,7 +38,6 @@ from skastro.datasets import make_galaxies
 from skastro.metrics import ssim
 from skastro.plotting import plot_cluster_examples, plot_embedding, plot_history, plot_image
 
-#
 # The model is kept small (three U-Net levels of 8, 16 and 32 channels, 12 epochs) so that
 # this example runs in about three CPU-minutes; the default widths and more epochs denoise better
 # (see the denoising benchmark).

@@ -32,8 +32,8 @@ from skastro import CondVAEClassifier, HypercolumnSegmenter, VariationalAutoenco
 from skastro.datasets import make_star_galaxy
 from skastro.plotting import plot_roc
 
-sky = make_star_galaxy(1500, random_state=0)
-n_train = 1000
+sky = make_star_galaxy(900, random_state=0)
+n_train = 600
 y = sky.target  # 0 = STAR, 1 = GALAXY; only used to name modes and to score
 
 
