@@ -493,6 +493,22 @@ def test_no_callback_runs_when_the_page_loads(explorer):
     assert app.layout["cluster-space-params"].style == {"display": "none"}
 
 
+def test_layout_is_serialised_once_and_served_unchanged(explorer, monkeypatch):
+    from dash._utils import to_json
+
+    from skastro.explorer import _app
+
+    calls = []
+    monkeypatch.setattr(_app, "to_json", lambda layout: calls.append(1) or to_json(layout))
+    app = explorer.make_app()
+    assert len(calls) == 1  # at build time, not on the first page load
+    client = app.server.test_client()
+    first, second = client.get("/_dash-layout"), client.get("/_dash-layout")
+    assert len(calls) == 1
+    assert first.mimetype == "application/json" and first.data == second.data
+    assert json.loads(first.data) == json.loads(to_json(app.get_layout()))
+
+
 def test_serve_defaults_to_localhost_and_serves_everything_locally(explorer):
     import inspect
 
