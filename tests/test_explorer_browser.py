@@ -255,6 +255,18 @@ def test_click_point_fills_instance_panel(page, explorer, tmp_path):
     panel = page.locator("#instance-panel").inner_text()
     assert explorer.ids[target["index"]] in panel
     assert "kind" in panel and "redshift" in panel
+    # The clicked point is ringed by a layout shape (cheap to move, unlike a WebGL trace).
+    page.wait_for_function(
+        "() => { const gd = document.querySelector('#scatter .js-plotly-plot');"
+        " return gd.layout.shapes && gd.layout.shapes.length === 1; }",
+        timeout=5_000,
+    )
+    ring = page.evaluate(
+        "() => { const s = document.querySelector('#scatter .js-plotly-plot').layout.shapes[0];"
+        " return [s.xanchor, s.yanchor]; }"
+    )
+    view = explorer.compute()
+    np.testing.assert_allclose(ring, view.coords[target["index"], :2], rtol=1e-5)
     similar = page.locator("#similar-same button.thumb")
     assert similar.count() == explorer.n_neighbors
     # The page shows the initial view (PCA, no clustering): plain nearest neighbours.
