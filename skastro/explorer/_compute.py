@@ -47,6 +47,14 @@ class ViewSpec:
     min_samples : int or None, default=None
         HDBSCAN parameters.
     random_state : int, default=0
+
+    Examples
+    --------
+    >>> spec = ViewSpec("latent", projection="umap", clustering="hdbscan", min_cluster_size=20)
+    >>> spec == ViewSpec("latent", projection="umap", clustering="hdbscan", min_cluster_size=20)
+    True
+    >>> spec.n_dims, spec.cluster_space
+    (2, 'latent')
     """
 
     embedding: str
@@ -114,6 +122,16 @@ class View:
         Cluster of each point, -1 for noise (HDBSCAN); None without clustering.
     seconds : float
         Wall time it took to compute.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skastro.explorer import Explorer
+    >>> images = np.random.default_rng(0).random((30, 1, 8, 8), dtype=np.float32)
+    >>> explorer = Explorer(images, embedding=images.reshape(30, -1))
+    >>> view = explorer.compute(projection="pca", clustering="kmeans", n_clusters=3)
+    >>> view.coords.shape, sorted(set(view.clusters.tolist()))
+    ((30, 2), [0, 1, 2])
     """
 
     spec: ViewSpec

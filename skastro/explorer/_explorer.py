@@ -90,6 +90,16 @@ class ExplorerServer:
     ----------
     url : str
         Address to open in a browser.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skastro.explorer import Explorer
+    >>> images = np.random.default_rng(0).random((10, 1, 8, 8), dtype=np.float32)
+    >>> explorer = Explorer(images, embedding=images.reshape(10, -1))
+    >>> with explorer.serve(port=0, block=False) as server:  # port 0: any free port
+    ...     server.url.startswith("http://127.0.0.1:")
+    True
     """
 
     def __init__(self, server):
