@@ -321,14 +321,21 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
     _drop_last = False
 
     # ------------------------------------------------------------------ hooks for subclasses
+    # The three hooks below are abstract by design: every estimator defines them (see
+    # CONTRIBUTING.md); the base class only says which one is missing.
     def _build_module(self, image_shape):  # pragma: no cover - abstract
-        raise NotImplementedError
+        """Return the torch module for images of shape ``(C, H, W)``."""
+        raise NotImplementedError(f"{type(self).__name__} must define _build_module(image_shape)")
 
     def _compute_loss(self, module, X, training):  # pragma: no cover - abstract
-        raise NotImplementedError
+        """Return ``{"loss": total, term_name: value, ...}`` for a standardised batch ``X``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must define _compute_loss(module, X, training)"
+        )
 
     def _encode(self, module, X):  # pragma: no cover - abstract
-        raise NotImplementedError
+        """Return the latent vectors of a standardised batch ``X``."""
+        raise NotImplementedError(f"{type(self).__name__} must define _encode(module, X)")
 
     def _augment(self, X):
         """Random views for training; the default draws one of the 8 dihedral symmetries.
