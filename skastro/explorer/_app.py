@@ -126,26 +126,25 @@ function (selection) {
     requestAnimationFrame(function () { setTimeout(function () {
         var gd = document.querySelector('#scatter .js-plotly-plot');
         if (!gd || !gd.data || !window.Plotly || !window.Plotly.restyle) { return; }
-        var p = selection.point;
+        var p = selection.point, last = gd.data.length - 1;
         if (p.length === 2) {
             // In 2-D the ring is a layout shape: plotly redraws only its shapes layer, while
             // moving a WebGL trace recomputes and redraws all 50,000 points (0.3-0.5 s with
             // software WebGL), which delayed the next click's panel. The figure's own ring
-            // trace is emptied so that only one ring shows.
-            var ring = {type: 'circle', xref: 'x', yref: 'y', xsizemode: 'pixel',
-                        ysizemode: 'pixel', xanchor: p[0], yanchor: p[1],
-                        x0: -9, x1: 9, y0: -9, y1: 9, line: {color: '#111', width: 2}};
-            var last = gd.data.length - 1, update = {shapes: [ring]};
-            // (customdata is a plain list, unlike the base64 coordinates)
+            // trace (filled when the server draws a view with a selected point) is emptied
+            // so that only one ring shows; its customdata is a plain list, unlike the
+            // base64 coordinates.
             if (gd.data[last].customdata && gd.data[last].customdata.length) {
                 window.Plotly.restyle(gd, {x: [[]], y: [[]], customdata: [[]]}, [last]);
             }
-            window.Plotly.relayout(gd, update);
+            window.Plotly.relayout(gd, {shapes: [{
+                type: 'circle', xref: 'x', yref: 'y', xsizemode: 'pixel', ysizemode: 'pixel',
+                xanchor: p[0], yanchor: p[1], x0: -9, x1: 9, y0: -9, y1: 9,
+                line: {color: '#111', width: 2}}]});
         } else {
-            var last3 = gd.data.length - 1;
             window.Plotly.restyle(
                 gd, {x: [[p[0]]], y: [[p[1]]], z: [[p[2]]], customdata: [[selection.index]]},
-                [last3]);
+                [last]);
         }
     }, 0); });
     return selection.index;
