@@ -27,17 +27,18 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
 
     The encoder is a stack of escnn steerable convolutions whose feature fields transform with
     the regular representation of ``group`` (e.g. D8: 8 rotations by 45 degrees, and flips);
-    each level is a convolution, an ELU and an antialiased 2x downsampling that keeps the
-    image centre. A last convolution gives ``n_components`` regular fields, from which a
-    mirrored equivariant decoder reconstructs the image. The latent returned by
-    :meth:`transform` is those fields pooled over the group (max over the orientations of each
-    field) and then averaged over space: it does not change when an image is rotated by 90
-    degrees or flipped (up to float rounding). Other rotations are only approximately
-    symmetries on a pixel grid: the D8 feature maps follow a 45-degree rotation to a few per
-    cent, but the latent also reacts to the slight blur that interpolating a rotated image
-    adds, so measure it (:func:`skastro.metrics.equivariance_error`, ``"rot45"``) on your data.
-    This is the protoplanetary-disk method of the ML4SCI EXXA write-up, where the orientation
-    of a disk on the sky carries no information.
+    each level is an antialiased 2x downsampling that keeps the image centre, then a convolution
+    and an ELU (downsampling first, like ConvAutoencoder's stride-2 levels, keeps the costly
+    layers off the full-resolution grid). A last convolution gives ``n_components`` regular
+    fields, from which a mirrored equivariant decoder reconstructs the image. The latent
+    returned by :meth:`transform` is those fields pooled over the group (max over the
+    orientations of each field) and then averaged over space: it does not change when an image
+    is rotated by 90 degrees or flipped (up to float rounding). Other rotations are only
+    approximately symmetries on a pixel grid: the D8 feature maps follow a 45-degree rotation to
+    a few per cent, but the latent also reacts to the slight blur that interpolating a rotated
+    image adds, so measure it (:func:`skastro.metrics.equivariance_error`, ``"rot45"``) on your
+    data. This is the protoplanetary-disk method of the ML4SCI EXXA write-up, where the
+    orientation of a disk on the sky carries no information.
 
     Training minimises a weighted sum of terms, each logged per epoch in ``history_``:
     ``loss_mse``, optionally ``loss_ssim`` or ``loss_ms_ssim``, ``loss_perceptual`` (distance
@@ -65,9 +66,9 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
         fields. One 2x downsampling per level. Keep at least 2 fields in the first level: with
         one, training is very slow.
     kernel_size : int, default=5
-        Odd kernel size of the full-resolution convolutions (the first of the encoder and the
-        last of the decoder); the inner ones are 3x3. On the pixel grid a larger kernel
-        resolves the 45-degree orientations better.
+        Odd kernel size of the convolutions on the image's own channels (the first of the
+        encoder and the last of the decoder); the inner ones are 3x3. On the pixel grid a
+        larger kernel resolves the 45-degree orientations better.
     mse_weight : float, default=1.0
         Weight of the mean squared error (``loss_mse``).
     ssim_weight : float, default=0.0
