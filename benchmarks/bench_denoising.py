@@ -67,10 +67,13 @@ def _settings(quick):
             size=32, n_train=64, n_val=16, n_test=48, epochs=2, hubble_epochs=2, widths=(8, 16),
             n_noisy=32, n_hubble=120,
         )  # fmt: skip
-    # Sized for about 15 minutes on 2 CPU cores: 32 px cutouts (64 px costs 4x per epoch).
+    # 32 px cutouts (64 px costs 4x per epoch). Foreground SSIM on make_galaxies keeps rising
+    # with training (measured with these settings otherwise: 400 images x 15 epochs 0.945,
+    # 400 x 60 0.957, 1600 x 30 0.961), and so does the KMeans ARI of the representation
+    # (0.06, 0.26, 0.26): a denoiser trained for minutes is not a trained denoiser.
     return dict(
-        size=32, n_train=400, n_val=100, n_test=400, epochs=15, hubble_epochs=15,
-        widths=(16, 32, 64), n_noisy=200, n_hubble=None,
+        size=32, n_train=1600, n_val=100, n_test=400, epochs=30, hubble_epochs=60,
+        widths=(16, 32, 64), n_noisy=800, n_hubble=None,
     )  # fmt: skip
 
 
