@@ -60,7 +60,7 @@ GOALS = dict(ensemble_ms_ssim=0.97, stability=0.95, speed_ratio=2 / 3, rot45_rat
 
 
 def _settings(quick):
-    # The full run takes about 9 minutes on 2 free cores (measured 2026-11-23): every deep
+    # The full run takes about 11 minutes on 2 free cores (measured 2026-11-23): every deep
     # model trains for the same number of epochs, and the ensemble (10 members on 90% of the
     # data each) costs about 9 single models.
     # batch 8: twice the steps of batch 16 in the same epochs (single D8 model, MSE + 0.5 x
@@ -187,9 +187,7 @@ def _evaluate(name, estimator, train, test, settings):
     row["fit_s"] = fit_time.seconds
     row["train_img_s"] = len(X_train) * epochs / fit_time.seconds
 
-    def embed(X):
-        return estimator.transform(_flat_if_needed(name, X))
-
+    embed = partial(_flat_transform, name, estimator)
     Z_train, Z_test = embed(X_train), embed(X_test)
     row.update(_reconstruction_scores(name, estimator, X_train, X_test))
 
