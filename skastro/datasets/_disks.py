@@ -42,8 +42,11 @@ Target: 1 when the disk carries a planet signature, 0 for a smooth disk:
 - ``point_source``: a faint compact blob (circumplanetary emission) inside the disk.
 
 The signatures are subtle by default (``signature_strength=0.5``): pixel-space PCA +
-KMeans does not find them (orientation and size dominate the pixel variance), while
-orientation-invariant features do.
+KMeans does not find them (orientation and size dominate the pixel variance). Even at
+``signature_strength=1`` with all four signatures, the label is hard for any fixed embedding:
+a logistic regression trained on 1000 disks scores about 0.50 on PCA (16 components) and
+0.52 on RadialProfile features, while a small supervised CNN reaches about 0.75. One
+signature type at a time is easier (gaps only: 0.73 and 0.79).
 """
 
 
