@@ -366,6 +366,48 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         error = (original.reshape(n, *shape) - reconstruction.reshape(n, *shape)) / std
         return -float((error**2).mean())
 
+    # ------------------------------------------------------------------ persistence
+    def save(self, path):
+        """Save the ensemble, fitted or not, to a directory loadable without pickle.
+
+        Writes ``model.json`` with the parameters and the alignment (``centers_``,
+        ``rotations_``, ...) and one sub-folder per fitted member under ``parts/``, each a
+        model folder of its own; load it with :func:`skastro.load`. The members must be
+        skastro estimators (a scikit-learn member is refused with a ``TypeError``; use
+        pickle/joblib for such ensembles).
+
+        Parameters
+        ----------
+        path : str or path-like
+            Directory to create (or overwrite the model files in).
+
+        Returns
+        -------
+        path : pathlib.Path
+        """
+        from skastro.serialization import save
+
+        return save(self, path)
+
+    def _fitted_state(self):
+        # read by skastro.serialization: members are written to sub-folders as estimators
+        state = {
+            "estimators_": list(self.estimators_),
+            "fold_indices_": [np.asarray(fold) for fold in self.fold_indices_],
+            "_n_features_out": int(self._n_features_out),
+        }
+        if hasattr(self, "n_features_in_"):
+            state["n_features_in_"] = int(self.n_features_in_)
+        if self.combine == "procrustes":
+            state["centers_"] = self.centers_
+            state["rotations_"] = self.rotations_
+            state["alignment_residuals_"] = self.alignment_residuals_
+        return state
+
+    def _restore_fitted_state(self, state):
+        for name, value in state.items():
+            setattr(self, name, value)
+
     def __sklearn_tags__(self):
         from sklearn.utils import get_tags
 

@@ -214,10 +214,13 @@ class _Encoder:
 class _Decoder:
     """Inverse of :class:`_Encoder`; sub-estimators are loaded from their sub-folder."""
 
-    def __init__(self, folder, arrays, depth=0):
+    def __init__(self, folder, arrays, depth=0, device=None):
         self.folder = Path(folder)
         self.arrays = arrays
         self.depth = depth
+        # an explicit device given to load() applies to every network in the file, e.g. to
+        # each member of a KFoldEnsemble
+        self.device = device
 
     def decode(self, value):
         try:
@@ -254,7 +257,9 @@ class _Decoder:
             return self.arrays[inner]
         if self.depth >= _MAX_DEPTH:
             raise ModelFormatError(f"estimators nested more than {_MAX_DEPTH} deep in a model file")
-        return _read_estimator(_inside(self.folder, inner), depth=self.depth + 1)
+        return _read_estimator(
+            _inside(self.folder, inner), device=self.device, depth=self.depth + 1
+        )
 
 
 def _inside(folder, relative):
@@ -567,7 +572,7 @@ def _read_estimator(folder, device=None, params=None, depth=0):
         from safetensors.numpy import load_file
 
         arrays = load_file(_inside(folder, files["arrays"]))
-    decoder = _Decoder(folder, arrays, depth)
+    decoder = _Decoder(folder, arrays, depth, device)
     values = {k: decoder.decode(v) for k, v in meta.get("params", {}).items()}
     known = cls().get_params(deep=False)
     unknown = sorted(set(values) - set(known))
@@ -577,7 +582,9 @@ def _read_estimator(folder, device=None, params=None, depth=0):
             f"skastro {meta.get('versions', {}).get('skastro')}); load it with that version"
         )
     values.update(params or {})
-    if device is not None:
+    if device is not None and "device" in known:
+        # estimators without a network (KFoldEnsemble, the feature transformers) have no
+        # device; their members get it through the decoder
         values["device"] = device
     estimator = cls(**values)
     if not meta.get("fitted"):

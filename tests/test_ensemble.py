@@ -124,6 +124,48 @@ def test_parallel_fit_matches_sequential(images):
     np.testing.assert_array_equal(restored.transform(images), parallel.transform(images))
 
 
+def test_fitted_ensemble_saves_without_pickle_and_loads_identical(conv_ensemble, images, tmp_path):
+    from skastro import load
+
+    folder = conv_ensemble.save(tmp_path / "ensemble")
+    # a model folder for the unfitted template and one per fitted member; nothing pickled
+    parts = sorted(p.name for p in (folder / "parts").iterdir())
+    assert len(parts) == 5 and all((folder / "parts" / p / "model.json").is_file() for p in parts)
+    assert sum(name.startswith("fitted_state_estimators_") for name in parts) == 4
+    assert not [p for p in folder.rglob("*") if p.suffix in {".pkl", ".pickle", ".pt"}]
+
+    loaded = load(folder, device="cpu")
+    assert type(loaded) is KFoldEnsemble
+    assert loaded.get_params(deep=False).keys() == conv_ensemble.get_params(deep=False).keys()
+    np.testing.assert_array_equal(loaded.transform(images), conv_ensemble.transform(images))
+    np.testing.assert_array_equal(loaded.reconstruct(images), conv_ensemble.reconstruct(images))
+    np.testing.assert_array_equal(loaded.rotations_, conv_ensemble.rotations_)
+    for got, expected in zip(loaded.fold_indices_, conv_ensemble.fold_indices_):
+        np.testing.assert_array_equal(got, expected)
+    assert [str(m.device_) for m in loaded.estimators_] == ["cpu"] * 4
+
+
+def test_concatenating_ensemble_round_trips_unfitted_and_fitted(images, tmp_path):
+    from skastro import load
+
+    member = ConvAutoencoder(n_components=2, widths=(4,), max_epochs=1, batch_size=16)
+    ensemble = KFoldEnsemble(member, n_splits=2, combine="concatenate", random_state=0)
+    unfitted = load(ensemble.save(tmp_path / "unfitted"))
+    assert not hasattr(unfitted, "estimators_")
+    assert unfitted.estimator.get_params() == member.get_params()
+    ensemble.fit(images)
+    loaded = load(ensemble.save(tmp_path / "fitted"))
+    np.testing.assert_array_equal(loaded.transform(images), ensemble.transform(images))
+    assert loaded.get_feature_names_out().tolist() == ensemble.get_feature_names_out().tolist()
+
+
+def test_ensemble_of_scikit_learn_members_is_refused_when_saved(tmp_path):
+    ensemble = KFoldEnsemble(PCA(1), n_splits=2).fit(np.random.default_rng(0).normal(size=(8, 3)))
+    with pytest.raises(TypeError, match=r"parameter 'estimator': PCA objects.*pickle/joblib"):
+        ensemble.save(tmp_path)
+    assert not (tmp_path / "model.json").exists()
+
+
 def test_default_member_is_the_equivariant_autoencoder():
     assert isinstance(KFoldEnsemble()._member_template(), EquivariantAutoencoder)
 
