@@ -188,9 +188,13 @@ def _isolated_point(positions, margin=25):
 
 
 def test_page_loads(page, tmp_path):
+    from playwright.sync_api import expect
+
     assert page.title() == "skastro explorer"
+    # Dash loads some components (the dropdowns) as separate scripts, which can arrive after
+    # the scatter on a busy machine: wait for each control instead of counting at once.
     for selector in ("#embedding", "#projection", "#clustering", "#compute", "#instance-panel"):
-        assert page.locator(selector).count() == 1
+        expect(page.locator(selector)).to_have_count(1, timeout=15_000)
     legend = page.locator("#scatter .legend .legendtext").all_text_contents()
     assert sorted(t.strip() for t in legend) == ["elongated", "ring", "round"]
     _screenshot(page, tmp_path, "01_loaded")
@@ -267,8 +271,10 @@ def test_click_point_fills_instance_panel(page, explorer, tmp_path):
     )
     view = explorer.compute()
     np.testing.assert_allclose(ring, view.coords[target["index"], :2], rtol=1e-5)
+    from playwright.sync_api import expect
+
     similar = page.locator("#similar-same button.thumb")
-    assert similar.count() == explorer.n_neighbors
+    expect(similar).to_have_count(explorer.n_neighbors, timeout=10_000)
     # The page shows the initial view (PCA, no clustering): plain nearest neighbours.
     expected_same, _ = explorer.similar(target["index"], view=explorer.compute())
     shown = [int(b.get_attribute("data-index")) for b in similar.all()]
