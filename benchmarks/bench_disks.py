@@ -27,6 +27,10 @@ ConvAutoencoder has the same channel widths as the equivariant models. Figures:
   the transforms of all fitted models are timed in interleaved rounds on 960 images (the
   test disks repeated), median of 7 rounds.
 
+Rows "gaps only" repeat ARI, silhouette and probe accuracy for PCA, ConvAutoencoder and the
+D8 model on disks whose only signature is a gap (deep models: mean over three seeds), where
+the label is visible to every embedding (see :func:`gap_rows`).
+
 Run: ``python benchmarks/bench_disks.py [--quick]``.
 """
 
@@ -62,9 +66,10 @@ GOALS = dict(ensemble_ms_ssim=0.97, stability=0.95, speed_ratio=2 / 3, rot45_rat
 
 
 def _settings(quick):
-    # The full run takes about 11 minutes on 2 free cores (measured 2026-11-23): every deep
-    # model trains for the same number of epochs, and the ensemble (10 members on 90% of the
-    # data each) costs about 9 single models.
+    # The full run takes about 15 minutes on 2 free cores (measured 2026-11-23): every deep
+    # model trains for the same number of epochs, the ensemble (10 members on 90% of the
+    # data each) costs about 9 single models, and the gaps-only rows (two deep models, three
+    # seeds) about 6 more.
     # batch 8: twice the steps of batch 16 in the same epochs (single D8 model, MSE + 0.5 x
     # MS-SSIM, 10 epochs: test MS-SSIM 0.969 vs 0.965; lr 1e-3 or 4e-3 instead of 2e-3 and
     # ms_ssim_weight 1.0 were worse, 16 epochs at batch 16 gave 0.967)
@@ -74,6 +79,7 @@ def _settings(quick):
             n_train=96,
             n_test=48,
             n_label=96,
+            gap_seeds=(0,),
             size=32,
             epochs=2,
             n_splits=3,
@@ -84,6 +90,7 @@ def _settings(quick):
         n_train=240,
         n_test=120,
         n_label=1000,
+        gap_seeds=(0, 1, 2),
         size=64,
         epochs=10,
         n_splits=10,
@@ -196,6 +203,27 @@ def _reconstruction_scores(name, estimator, X_train, X_test):
     return {"test_mse": mse, "test_ms_ssim": float(ms_ssim(X_test, reconstruction))}
 
 
+def _cluster_and_probe(Z_train, y_train, Z_label, y_label):
+    """ARI / silhouette of KMeans(2) and linear-probe accuracy on the label set.
+
+    Returns the scores and the fitted scaler and KMeans (for the stability figure).
+    """
+    scaler = StandardScaler().fit(Z_train)
+    kmeans = KMeans(2, n_init=10, random_state=0).fit(scaler.transform(Z_train))
+    clusters = kmeans.predict(scaler.transform(Z_label))
+    scores = {
+        "ari": adjusted_rand_score(y_label, clusters),
+        "silhouette": (
+            silhouette_score(scaler.transform(Z_label), clusters)
+            if len(set(clusters)) > 1
+            else -1.0
+        ),
+    }
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+    scores["probe_acc"] = probe.fit(Z_train, y_train).score(Z_label, y_label)
+    return scores, scaler, kmeans
+
+
 def _evaluate(name, estimator, train, test, label_set, settings):
     X_train, X_test = train.images, test.images
     row = {"method": name, "dataset": f"make_disks {settings['size']}px"}
@@ -209,17 +237,8 @@ def _evaluate(name, estimator, train, test, label_set, settings):
     Z_train, Z_test, Z_label = embed(X_train), embed(X_test), embed(label_set.images)
     row.update(_reconstruction_scores(name, estimator, X_train, X_test))
 
-    scaler = StandardScaler().fit(Z_train)
-    kmeans = KMeans(2, n_init=10, random_state=0).fit(scaler.transform(Z_train))
-    label_clusters = kmeans.predict(scaler.transform(Z_label))
-    row["ari"] = adjusted_rand_score(label_set.target, label_clusters)
-    row["silhouette"] = (
-        silhouette_score(scaler.transform(Z_label), label_clusters)
-        if len(set(label_clusters)) > 1
-        else -1.0
-    )
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
-    row["probe_acc"] = probe.fit(Z_train, train.target).score(Z_label, label_set.target)
+    scores, scaler, kmeans = _cluster_and_probe(Z_train, train.target, Z_label, label_set.target)
+    row.update(scores)
     labels = kmeans.predict(scaler.transform(Z_test))
 
     class _Embedder:
@@ -261,6 +280,49 @@ def run(quick=False):
     return rows
 
 
+def gap_rows(settings):
+    """Planet label with one signature type, gaps: ARI, silhouette and probe per method.
+
+    With all four signature types mixed every embedding is at chance; with gaps only the
+    label is visible to all of them, which shows how the embeddings compare where there is
+    a signal to find. The deep models are fitted with three seeds (mean in the row; each
+    seed's figures in ``per_seed``).
+    """
+    common = dict(
+        image_size=settings["size"], signature_strength=settings["strength"], signatures=("gap",)
+    )
+    train = make_disks(settings["n_train"], random_state=0, **common)
+    label_set = make_disks(settings["n_label"], random_state=2, **common)
+    methods = {
+        "PCA": lambda seed: PCA(settings["n_components"], random_state=seed),
+        "ConvAutoencoder": lambda seed: _deep(ConvAutoencoder, settings, ssim_weight=0.5),
+        "EquivariantAutoencoder D8": lambda seed: _deep(
+            EquivariantAutoencoder, settings, ms_ssim_weight=0.5
+        ),
+    }
+    rows, per_seed = [], {}
+    for name, make in methods.items():
+        seeds = (0,) if name == "PCA" else settings["gap_seeds"]
+        runs = []
+        for seed in seeds:
+            print(f"{name}, gaps only, seed {seed} ...", flush=True)
+            estimator = make(seed)
+            if "random_state" in estimator.get_params():
+                estimator.set_params(random_state=seed)
+            estimator.fit(_flat_if_needed(name, train.images))
+            embed = partial(_flat_transform, name, estimator)
+            scores, _, _ = _cluster_and_probe(
+                embed(train.images), train.target, embed(label_set.images), label_set.target
+            )
+            runs.append(scores)
+        per_seed[name] = runs
+        row = {"method": name, "dataset": f"make_disks {settings['size']}px, gaps only"}
+        row.update({key: float(np.mean([r[key] for r in runs])) for key in runs[0]})
+        rows.append(row)
+        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
+    return rows, per_seed
+
+
 def _flat_transform(name, estimator, X):
     return estimator.transform(_flat_if_needed(name, X))
 
@@ -299,6 +361,26 @@ def _notes(rows, settings):
     return "\n".join(lines)
 
 
+def _gap_notes(rows, per_seed, settings):
+    by_name = {row["method"]: row for row in rows}
+
+    def seeds(name, key):
+        return ", ".join(f"{run[key]:.3f}" for run in per_seed[name])
+
+    lines = [
+        "",
+        f'Rows "gaps only": the same sizes and training, on disks whose only signature is '
+        f"a gap ({settings['n_train']} training / {settings['n_label']} held-out disks); the "
+        f"deep models' figures are means over seeds {settings['gap_seeds']}.",
+    ]
+    for name in ("ConvAutoencoder", "EquivariantAutoencoder D8"):
+        lines.append(
+            f"- {name}: probe {seeds(name, 'probe_acc')}; ARI {seeds(name, 'ari')} "
+            f"(PCA: {by_name['PCA']['probe_acc']:.3f} / {by_name['PCA']['ari']:.3f})"
+        )
+    return "\n".join(lines)
+
+
 COLUMNS = [
     "method",
     "dataset",
@@ -322,8 +404,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke test")
     args = parser.parse_args(argv)
+    settings = _settings(args.quick)
     rows = run(quick=args.quick)
-    write_result(TOPIC, TITLE, rows, notes=_notes(rows, _settings(args.quick)), columns=COLUMNS)
+    # run() fitted and timed first, on an otherwise idle process; the gap rows come after
+    gaps, per_seed = gap_rows(settings)
+    notes = _notes(rows, settings) + "\n" + _gap_notes(gaps, per_seed, settings)
+    write_result(TOPIC, TITLE, rows + gaps, notes=notes, columns=COLUMNS)
 
 
 if __name__ == "__main__":
