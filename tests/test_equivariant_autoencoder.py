@@ -181,6 +181,27 @@ def test_escnn_bases_are_built_once_per_fit(images, monkeypatch):
     assert len(calls) == 1
 
 
+def test_escnn_null_space_bases_do_not_depend_on_the_global_random_state():
+    # escnn builds (and caches on disk, once per installation) its Clebsch-Gordan
+    # coefficients from null-space bases of a randomized SVD; skastro's shim fixes that SVD's
+    # seed, so every installation builds the same kernel bases and a random_state trains the
+    # same filters everywhere
+    from skastro._escnn import _numerical
+
+    A = np.zeros((6, 6))
+    A[:2, :2] = np.eye(2)  # a 4-dimensional null space: any rotation of a basis would do
+    bases, state = [], np.random.get_state()  # noqa: NPY002 - escnn draws from it
+    try:
+        for seed in (1, 2):
+            np.random.seed(seed)  # noqa: NPY002 - the legacy global state escnn uses
+            bases.append(_numerical.null(A, use_sparse=False))
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
+    assert bases[0].shape == (6, 4)
+    np.testing.assert_allclose(A @ bases[0], 0, atol=1e-12)
+    np.testing.assert_array_equal(bases[0], bases[1])
+
+
 # ---------------------------------------------------------------------------- estimator
 def test_fit_transform_shapes_and_logged_terms(fitted, images):
     assert fitted.transform(images).shape == (len(images), 4)
