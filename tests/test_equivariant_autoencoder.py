@@ -252,9 +252,9 @@ def _feature_error_at_45_degrees(group, seed):
 def test_d8_features_follow_45_degree_rotations_unlike_an_ordinary_cnn():
     # D8 contains the rotation by 45 degrees: its feature maps rotate with the image up to
     # the pixel grid's discretisation. The same-shape ordinary CNN has no such structure.
-    # One random initialisation gives 0.04 to 0.12 for D8, and the same seed gave 0.057 on
-    # one machine and 0.075 on CI's, so the test averages four initialisations (means of
-    # 0.071 for D8 and 0.71 for the ordinary CNN here).
+    # One random initialisation gives 0.04 to 0.12 for D8 (the same seed once gave 0.057
+    # here and 0.075 in CI, whose escnn had built other, equivalent kernel bases: see
+    # skastro._escnn), so the test averages four initialisations.
     seeds = range(4)
     d8 = np.mean([_feature_error_at_45_degrees("D8", seed) for seed in seeds])
     trivial = np.mean([_feature_error_at_45_degrees("trivial", seed) for seed in seeds])
