@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.ndimage import rotate
+from sklearn.base import clone
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
@@ -110,30 +111,47 @@ def _deep(cls, settings, **params):
     )
 
 
-def _methods(settings, quick):
-    # Each deep model trains on MSE plus half its structural term, as in the write-up (MS-SSIM
-    # for the equivariant models; SSIM for ConvAutoencoder, which has no MS-SSIM term). With
-    # MSE alone the single D8 model scored MS-SSIM 0.958 and the ensemble 0.967 (2026-11-23).
-    equivariant = dict(ms_ssim_weight=0.5)
-    methods = {
+# Each deep model trains on MSE plus half its structural term, as in the write-up (MS-SSIM
+# for the equivariant models; SSIM for ConvAutoencoder, which has no MS-SSIM term). With
+# MSE alone the single D8 model scored MS-SSIM 0.958 and the ensemble 0.967 (2026-11-23).
+_EQUIVARIANT = dict(ms_ssim_weight=0.5)
+
+
+def _embedders(settings):
+    """PCA and the two single autoencoders: the methods compared on every data set."""
+    return {
         "PCA": PCA(settings["n_components"], random_state=0),
-        "RadialProfile": RadialProfile(),
         "ConvAutoencoder": _deep(ConvAutoencoder, settings, ssim_weight=0.5),
-        "EquivariantAutoencoder D8": _deep(EquivariantAutoencoder, settings, **equivariant),
+        "EquivariantAutoencoder D8": _deep(EquivariantAutoencoder, settings, **_EQUIVARIANT),
     }
+
+
+def _methods(settings, quick):
+    embedders = _embedders(settings)
+    methods = {"PCA": embedders.pop("PCA"), "RadialProfile": RadialProfile(), **embedders}
+    d8 = methods["EquivariantAutoencoder D8"]
     if quick:
         # the ablation (an ordinary CNN of the same shape); left out of the full run for time
-        methods["EquivariantAutoencoder trivial"] = _deep(
-            EquivariantAutoencoder, settings, group="trivial", **equivariant
-        )
+        methods["EquivariantAutoencoder trivial"] = clone(d8).set_params(group="trivial")
     name = f"KFoldEnsemble({settings['n_splits']} x EquivariantAutoencoder D8)"
     methods[name] = KFoldEnsemble(
-        _deep(EquivariantAutoencoder, settings, **equivariant),
+        clone(d8),
         n_splits=settings["n_splits"],
         random_state=0,
         n_jobs=2,
     )
     return methods
+
+
+def _disks(settings, size_key, random_state, **params):
+    """make_disks at the benchmark's image size and signature strength."""
+    return make_disks(
+        settings[size_key],
+        image_size=settings["size"],
+        signature_strength=settings["strength"],
+        random_state=random_state,
+        **params,
+    )
 
 
 def _flat_if_needed(name, X):
@@ -258,10 +276,9 @@ def run(quick=False):
     """Fit every method on the same disks and return one row of figures per method."""
     torch.manual_seed(0)
     settings = _settings(quick)
-    common = dict(image_size=settings["size"], signature_strength=settings["strength"])
-    train = make_disks(settings["n_train"], random_state=0, **common)
-    test = make_disks(settings["n_test"], random_state=1, **common)
-    label_set = make_disks(settings["n_label"], random_state=2, **common)
+    train = _disks(settings, "n_train", 0)
+    test = _disks(settings, "n_test", 1)
+    label_set = _disks(settings, "n_label", 2)
     rows, transforms = [], {}
     for name, estimator in _methods(settings, quick).items():
         print(f"{name} ...", flush=True)
@@ -288,27 +305,15 @@ def gap_rows(settings):
     a signal to find. The deep models are fitted with three seeds (mean in the row; each
     seed's figures in ``per_seed``).
     """
-    common = dict(
-        image_size=settings["size"], signature_strength=settings["strength"], signatures=("gap",)
-    )
-    train = make_disks(settings["n_train"], random_state=0, **common)
-    label_set = make_disks(settings["n_label"], random_state=2, **common)
-    methods = {
-        "PCA": lambda seed: PCA(settings["n_components"], random_state=seed),
-        "ConvAutoencoder": lambda seed: _deep(ConvAutoencoder, settings, ssim_weight=0.5),
-        "EquivariantAutoencoder D8": lambda seed: _deep(
-            EquivariantAutoencoder, settings, ms_ssim_weight=0.5
-        ),
-    }
+    train = _disks(settings, "n_train", 0, signatures=("gap",))
+    label_set = _disks(settings, "n_label", 2, signatures=("gap",))
     rows, per_seed = [], {}
-    for name, make in methods.items():
+    for name, template in _embedders(settings).items():
         seeds = (0,) if name == "PCA" else settings["gap_seeds"]
         runs = []
         for seed in seeds:
             print(f"{name}, gaps only, seed {seed} ...", flush=True)
-            estimator = make(seed)
-            if "random_state" in estimator.get_params():
-                estimator.set_params(random_state=seed)
+            estimator = clone(template).set_params(random_state=seed)
             estimator.fit(_flat_if_needed(name, train.images))
             embed = partial(_flat_transform, name, estimator)
             scores, _, _ = _cluster_and_probe(
