@@ -24,6 +24,7 @@ _PUBLIC = {
     "HypercolumnSegmenter": "skastro.segmentation",
     "KNNOutlierDetector": "skastro.anomaly",
     "ImageScaler": "skastro.preprocessing",
+    "PeakScaler": "skastro.cutouts",
     "load": "skastro.serialization",
 }
 

@@ -53,6 +53,10 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
     def _check_params(self):
         """Check parameters that the constraints cannot express; subclasses extend it."""
 
+    def _check_image_shape(self, image_shape):
+        """Check parameters against the ``(C, H, W)`` of the training images, before any
+        fitted attribute is set (a failed fit leaves the transformer unfitted)."""
+
     def _fit_images(self, image_shape):
         """Set fitted attributes that depend on the image shape; subclasses extend it."""
 
@@ -109,6 +113,7 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
         self._validate_params()
         self._check_params()
         data = self._check_images(X, reset=True)
+        self._check_image_shape(data.image_shape)
         self.image_shape_ = data.image_shape
         self.n_features_in_ = math.prod(data.image_shape)
         if self.nan_policy == "fill":

@@ -40,7 +40,7 @@ SECTIONS = [
         "Ensembles, outliers and scaling",
         "skastro",
         "Estimators that wrap, follow or precede the deep estimators in a pipeline.",
-        ["KFoldEnsemble", "KNNOutlierDetector", "ImageScaler"],
+        ["KFoldEnsemble", "KNNOutlierDetector", "ImageScaler", "PeakScaler"],
     ),
     (
         "Data sets and loaders",
