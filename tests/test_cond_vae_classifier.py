@@ -169,7 +169,8 @@ def test_transform_holds_the_oriented_class_unit_then_the_free_units(fitted, dat
 
 
 def test_history_logs_the_prior_term(fitted):
-    assert {"loss_mse", "loss_kl"} <= set(fitted.history_[-1])
+    # the default prior distance is the Wasserstein one
+    assert {"loss_mse", "loss_wasserstein"} <= set(fitted.history_[-1])
 
 
 @pytest.mark.parametrize("class_prior", [0.25, 0.5, 0.8])
@@ -227,11 +228,13 @@ def test_bad_labels_raise(data, y, message):
         CondVAEClassifier(**SMALL).fit(X, y)
 
 
-def test_wasserstein_prior(data):
+@pytest.mark.parametrize(("prior_distance", "weight"), [("wasserstein", 2.0), ("kl", 0.01)])
+def test_each_prior_distance_logs_its_own_term(data, prior_distance, weight):
     X, _ = data
-    clf = CondVAEClassifier(**SMALL, prior_distance="wasserstein").fit(X)
-    assert "loss_wasserstein" in clf.history_[-1] and "loss_kl" not in clf.history_[-1]
-    assert clf._prior_weight() == 2.0
+    clf = CondVAEClassifier(**SMALL, prior_distance=prior_distance).fit(X)
+    other = {"wasserstein": "loss_kl", "kl": "loss_wasserstein"}[prior_distance]
+    assert f"loss_{prior_distance}" in clf.history_[-1] and other not in clf.history_[-1]
+    assert clf._prior_weight() == weight
     assert np.isfinite(clf.decision_function(X)).all()
 
 

@@ -77,12 +77,16 @@ class CondVAEClassifier(DeepEstimator):
 
     Nothing guarantees that the split the class unit finds is the one you care about: it is
     the binary split that helps reconstruction most, and on images whose objects span a wide
-    range of brightness that is brightness. On ``make_star_galaxy`` the class unit follows the
-    central object's flux (Spearman ``|rho|`` 0.77-0.95), not its concentration, whether the
-    inputs are in sky-noise units through ``arcsinh``, divided by each object's flux or peak,
-    or fed through the hierarchical design; its star-galaxy AUC stays near 0.5-0.6. Give the
-    network inputs in which the split you want dominates, and check the result against a few
-    labelled images.
+    range of brightness that is brightness. On ``make_star_galaxy`` in sky-noise units the
+    class unit follows the central object's flux (Spearman ``|rho|`` 0.77-0.95), and its
+    star-galaxy AUC stays near 0.5-0.6. Give it inputs in which the split you want dominates.
+    For stars and galaxies that means: one band through :class:`~skastro.PeakScaler` (each
+    image divided by its central peak, so brightness is gone; a small central crop, so
+    neighbours and sky noise are too), and a fit on the brighter half of the images, where
+    shape rather than noise is what differs between them. It then reaches a mean AUC of 0.90
+    over 10 seeds on all test images, faint ones included, above the concentration index
+    (0.87) and 0.01 below a supervised CNN with the same encoder
+    (``benchmarks/bench_star_galaxy.py``). Check the result against a few labelled images.
 
     Parameters
     ----------
@@ -90,8 +94,10 @@ class CondVAEClassifier(DeepEstimator):
         Number of free latent units (the latent has ``1 + n_components`` units).
     widths : tuple of int, default=(8, 16, 32)
         Channels of the residual encoder levels (mirrored by the decoder).
-    prior_distance : {"kl", "wasserstein"}, default="kl"
-        How the class unit is pulled toward the bimodal prior.
+    prior_distance : {"wasserstein", "kl"}, default="wasserstein"
+        How the class unit is pulled toward the bimodal prior. ``"wasserstein"`` is the
+        study's revision of its KL term, and the one that separates stars from galaxies on
+        ``make_star_galaxy`` (AUC about 0.9 against about 0.5 with ``"kl"``).
     prior_mean : float, default=1.0
         Position ``m`` of the prior's modes (``-m`` and ``+m``).
     prior_std : float, default=0.2
@@ -196,7 +202,7 @@ class CondVAEClassifier(DeepEstimator):
         n_components=4,
         *,
         widths=(8, 16, 32),
-        prior_distance="kl",
+        prior_distance="wasserstein",
         prior_mean=1.0,
         prior_std=0.2,
         prior_weight=None,
