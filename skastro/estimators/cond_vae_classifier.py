@@ -85,7 +85,7 @@ class CondVAEClassifier(DeepEstimator):
     neighbours and sky noise are too), and a fit on the brighter half of the images, where
     shape rather than noise is what differs between them. It then reaches a mean AUC of 0.90
     over 10 seeds on all test images, faint ones included, above the concentration index
-    (0.87) and 0.01 below a supervised CNN with the same encoder
+    (0.87) and 0.02 below a supervised CNN with the same encoder
     (``benchmarks/bench_star_galaxy.py``). Check the result against a few labelled images.
 
     Parameters
