@@ -10,16 +10,13 @@ extended and point-like objects differ, visible next to the core.
 import numbers
 
 import numpy as np
+from scipy.stats import median_abs_deviation
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
 from skastro._validation import NAN_POLICIES
-from skastro.features import _batch_size, _ImageTransformer
+from skastro.features import _ImageTransformer
 
 __all__ = ["PeakScaler"]
-
-# MAD -> standard deviation for Gaussian noise.
-_MAD_TO_STD = 1.4826
 
 
 class PeakScaler(_ImageTransformer):
@@ -88,6 +85,8 @@ class PeakScaler(_ImageTransformer):
     ((2, 8, 8), True)
     """
 
+    _image_output = True
+
     _parameter_constraints = {
         "softening": [Interval(numbers.Real, 0, None, closed="neither")],
         "band": [Interval(numbers.Integral, 0, None, closed="left"), None],
@@ -128,38 +127,19 @@ class PeakScaler(_ImageTransformer):
                     f"most {min(height, width)}"
                 )
 
-    def transform(self, X):
-        """Scale each image to its central peak, stretch it and crop it.
-
-        Parameters
-        ----------
-        X : array-like of shape (n, H, W), (n, C, H, W) or (n, F)
-            Images with the shape seen in :meth:`fit`.
-
-        Returns
-        -------
-        Xt : ndarray, float32
-            ``(n, C, crop, crop)`` (or the whole image without ``crop``), in the input's
-            layout.
-        """
-        check_is_fitted(self)
-        data = self._check_images(X, reset=False)
-        n_channels, height, width = data.image_shape
-        side_h, side_w = (height, width) if self.crop is None else (self.crop, self.crop)
-        out = np.empty((len(data), n_channels, side_h, side_w), dtype=np.float32)
-        for start, stop in data.iter_slices(_batch_size(data.image_shape)):
-            out[start:stop] = self._transform_batch(data.read(slice(start, stop)))
-        return data.to_layout(out)
+    def _output_image_shape(self, image_shape):
+        if self.crop is None:
+            return image_shape
+        return (image_shape[0], self.crop, self.crop)
 
     def _transform_batch(self, images):
         images = images.astype(np.float64)
         reference = images.sum(axis=1) if self.band is None else images[:, self.band]
         box = _central_slices(reference.shape[1:], self.peak_box)
         peak = reference[(slice(None), *box)].max(axis=(1, 2))
-        flat = reference.reshape(len(reference), -1)
-        mad = np.median(np.abs(flat - np.median(flat, axis=1, keepdims=True)), axis=1)
+        noise = median_abs_deviation(reference, axis=(1, 2), scale="normal")
         # a constant image has no noise either: 1 keeps the division finite
-        floor = np.where(mad > 0, _MAD_TO_STD * mad, 1.0)
+        floor = np.where(noise > 0, noise, 1.0)
         scale = self.softening * np.maximum(peak, floor)
         if self.crop is not None:
             rows, cols = _central_slices(images.shape[2:], self.crop)

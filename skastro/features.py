@@ -44,8 +44,9 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
     """Validation, batching and feature names shared by the transformers of this module.
 
     Subclasses implement ``_transform_batch(images)`` on native float32 ``(b, C, H, W)``
-    batches and either set ``_image_output = True`` (output is an image of the input's shape,
-    returned in the input's layout) or implement ``_n_features_out()``.
+    batches and either set ``_image_output = True`` (output is an image, by default of the
+    input's shape - see ``_output_image_shape`` - returned in the input's layout) or implement
+    ``_n_features_out()``.
     """
 
     _image_output = False
@@ -59,6 +60,10 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
 
     def _fit_images(self, image_shape):
         """Set fitted attributes that depend on the image shape; subclasses extend it."""
+
+    def _output_image_shape(self, image_shape):
+        """``(C, H, W)`` of the output images of an ``_image_output`` transformer."""
+        return image_shape
 
     def _check_images(self, X, *, reset):
         data = check_images(
@@ -140,7 +145,7 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
         data = self._check_images(X, reset=False)
         n = len(data)
         if self._image_output:
-            out = np.empty((n, *data.image_shape), dtype=np.float32)
+            out = np.empty((n, *self._output_image_shape(data.image_shape)), dtype=np.float32)
         else:
             out = np.empty((n, self._n_features_out()), dtype=np.float32)
         for start, stop in data.iter_slices(_batch_size(data.image_shape)):
