@@ -93,20 +93,22 @@ def noise_asinh(X):
     return np.arcsinh(X / (3.0 * sigma)).astype(np.float32)
 
 
+def _centre_distance(size):
+    """Distance of each pixel of a ``size`` x ``size`` image from the image centre."""
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    return np.hypot(yy, xx)
+
+
 def aperture_snr(X, radius=6.0, band=2):
     """Signal-to-noise of the r-band flux within ``radius`` px of the centre (no labels)."""
-    size = X.shape[-1]
-    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
-    inside = np.hypot(yy, xx) <= radius
+    inside = _centre_distance(X.shape[-1]) <= radius
     flux = X[:, band][:, inside].sum(axis=1)
     return flux / (sky_sigma(X)[:, band] * np.sqrt(inside.sum()))
 
 
 def concentration_index(X, r_small=2.0, r_large=6.0, band=2):
     """Flux within ``r_small`` over flux within ``r_large`` px of the centre (r band)."""
-    size = X.shape[-1]
-    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
-    radius = np.hypot(yy, xx)
+    radius = _centre_distance(X.shape[-1])
     image = X[:, band].astype(np.float64)
     inner = image[:, radius <= r_small].sum(axis=1)
     outer = image[:, radius <= r_large].sum(axis=1)
