@@ -91,8 +91,10 @@ def generalized_procrustes(latents, *, reference=0, max_iter=_GPA_MAX_ITER, tol=
     return centers, rotations, residuals
 
 
-def _fit_member(estimator, X, index):
-    return estimator.fit(_safe_indexing(X, index))
+def _fit_member(estimator, X, y, index):
+    if y is None:
+        return estimator.fit(_safe_indexing(X, index))
+    return estimator.fit(_safe_indexing(X, index), y[index])
 
 
 def _members_have(*names):
@@ -108,6 +110,14 @@ def _members_have(*names):
         return has(self._member_template())
 
     return check
+
+
+def _labels_two_classes(self):
+    """True for an ensemble of two-class labellers such as CondVAEClassifier."""
+    if hasattr(self, "estimators_"):
+        return hasattr(self, "signs_")
+    template = self._member_template()
+    return hasattr(template, "decision_function") and hasattr(template, "predict_proba")
 
 
 def _check_input(X):
@@ -142,6 +152,22 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     Works with any transformer; :meth:`reconstruct` and the reconstruction :meth:`score` need
     members with ``reconstruct`` (every skastro autoencoder).
 
+    With members that have ``decision_function`` (:class:`~skastro.CondVAEClassifier`), the
+    ensemble is also a two-class labeller, whose average lowers the spread between training
+    runs (on ``benchmarks/bench_star_galaxy.py``, see ``benchmarks/RESULTS.md``):
+
+    - :meth:`decision_function` averages the members' decision functions. Without ``y`` each
+      member's sign is arbitrary (which mode it calls class 1), so every member is first
+      turned to agree with the first one: ``signs_[k]`` is the sign of the correlation of its
+      decision values with the first member's on the training images. With ``y``, each
+      member names its modes from its own training folds, and the signs still align them to
+      the first member.
+    - :meth:`predict_proba` averages the members' probabilities (with the classes of a
+      turned member swapped).
+    - :meth:`predict` says ``classes_[1]`` where the decision function exceeds
+      ``threshold_``: 0, or, when the members have a ``class_prior``, the quantile of the
+      ensemble's decision values on the training images that gives class 1 that share.
+
     Parameters
     ----------
     estimator : estimator or None, default=None
@@ -175,6 +201,14 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     alignment_residuals_ : ndarray of shape (n_splits,)
         Relative misfit of each member after alignment: near 0 when the members learnt the
         same latent space up to a rotation, near 1 when they learnt unrelated ones.
+    signs_ : ndarray of shape (n_splits,)
+        +1 or -1 per member: how its decision function is turned to agree with the first
+        member's (only with members that have ``decision_function``).
+    classes_ : ndarray of shape (2,)
+        The first member's class labels (only with members that have ``decision_function``).
+    threshold_ : float
+        Decision value above which :meth:`predict` says ``classes_[1]`` (only with members
+        that have ``decision_function``).
     n_features_in_ : int
         Number of features per image seen in ``fit``.
 
@@ -240,8 +274,10 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         ----------
         X : array-like
             Training images, in any layout the members accept.
-        y : None
-            Ignored.
+        y : array-like of shape (n,) or None, default=None
+            Passed on to each member's ``fit`` with its training images (members that learn
+            without labels ignore it; :class:`~skastro.CondVAEClassifier` uses it only to
+            name its two modes).
 
         Returns
         -------
@@ -250,6 +286,13 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         self._validate_params()
         X = _check_input(X)
         n_samples = _num_samples(X)
+        if y is not None:
+            y = np.asarray(y)
+            if len(y) != n_samples:
+                raise ValueError(
+                    f"y has {len(y)} labels but X has {n_samples} images; pass one label per "
+                    "image, or no y"
+                )
         if n_samples < self.n_splits:
             raise ValueError(
                 f"KFoldEnsemble with n_splits={self.n_splits} needs at least that many images, "
@@ -268,7 +311,7 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
                 member.set_params(random_state=int(seed))
             members.append(member)
         self.estimators_ = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)(
-            delayed(_fit_member)(member, X, train)
+            delayed(_fit_member)(member, X, y, train)
             for member, (train, _) in zip(members, train_test)
         )
         self.fold_indices_ = [test for _, test in train_test]
@@ -284,7 +327,30 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             self._n_features_out = latents[0].shape[1]
         else:
             self._n_features_out = sum(Z.shape[1] for Z in latents)
+        if all(
+            hasattr(member, "decision_function") and len(getattr(member, "classes_", ())) == 2
+            for member in self.estimators_
+        ):
+            self._fit_labeller(X)
         return self
+
+    def _fit_labeller(self, X):
+        """Signs that turn each member to agree with the first, the classes and threshold."""
+        decisions = np.array(
+            [np.asarray(m.decision_function(X), dtype=np.float64) for m in self.estimators_]
+        )
+        first = decisions[0] - decisions[0].mean()
+        # a member whose decision values do not vary (or are orthogonal to the first's) has
+        # nothing to agree on and keeps its sign
+        agreement = (decisions - decisions.mean(axis=1, keepdims=True)) @ first
+        self.signs_ = np.where(agreement < 0, -1.0, 1.0)
+        self.classes_ = np.asarray(self.estimators_[0].classes_)
+        class_prior = getattr(self.estimators_[0], "class_prior", None)
+        if class_prior is None:
+            self.threshold_ = 0.0
+        else:
+            combined = np.mean(self.signs_[:, None] * decisions, axis=0)
+            self.threshold_ = float(np.quantile(combined, 1.0 - class_prior))
 
     def transform(self, X):
         """Combined latent of the members (see the class description).
@@ -308,6 +374,66 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             for Z, center, rotation in zip(latents, self.centers_, self.rotations_)
         ]
         return np.mean(aligned, axis=0).astype(np.float32)
+
+    @available_if(_labels_two_classes)
+    def decision_function(self, X):
+        """Mean of the members' decision functions, each turned by ``signs_``.
+
+        Parameters
+        ----------
+        X : array-like
+            Images with the shape seen in ``fit``.
+
+        Returns
+        -------
+        scores : ndarray of shape (n,), float64
+            Higher means more likely ``classes_[1]``.
+        """
+        check_is_fitted(self)
+        X = _check_input(X)
+        decisions = [
+            sign * np.asarray(member.decision_function(X), dtype=np.float64)
+            for member, sign in zip(self.estimators_, self.signs_)
+        ]
+        return np.mean(decisions, axis=0)
+
+    @available_if(_labels_two_classes)
+    def predict_proba(self, X):
+        """Mean of the members' class probabilities (columns of turned members swapped).
+
+        Parameters
+        ----------
+        X : array-like
+            Images with the shape seen in ``fit``.
+
+        Returns
+        -------
+        proba : ndarray of shape (n, 2), float64
+            ``[P(classes_[0]), P(classes_[1])]``; rows sum to 1.
+        """
+        check_is_fitted(self)
+        X = _check_input(X)
+        probas = []
+        for member, sign in zip(self.estimators_, self.signs_):
+            proba = np.asarray(member.predict_proba(X), dtype=np.float64)
+            probas.append(proba if sign > 0 else proba[:, ::-1])
+        return np.mean(probas, axis=0)
+
+    @available_if(_labels_two_classes)
+    def predict(self, X):
+        """Class labels: ``classes_[1]`` where the decision function exceeds ``threshold_``.
+
+        Parameters
+        ----------
+        X : array-like
+            Images with the shape seen in ``fit``.
+
+        Returns
+        -------
+        labels : ndarray of shape (n,)
+        """
+        scores = self.decision_function(X)
+        return self.classes_[(scores > self.threshold_).astype(int)]
 
     @available_if(_members_have("reconstruct"))
     def reconstruct(self, X):
@@ -402,11 +528,18 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             state["centers_"] = self.centers_
             state["rotations_"] = self.rotations_
             state["alignment_residuals_"] = self.alignment_residuals_
+        if hasattr(self, "signs_"):
+            state["signs_"] = self.signs_
+            # as a list: labels may be strings, which the array encoding does not take
+            state["classes_"] = self.classes_.tolist()
+            state["threshold_"] = float(self.threshold_)
         return state
 
     def _restore_fitted_state(self, state):
         for name, value in state.items():
             setattr(self, name, value)
+        if "classes_" in state:
+            self.classes_ = np.asarray(state["classes_"])
 
     def __sklearn_tags__(self):
         from sklearn.utils import get_tags

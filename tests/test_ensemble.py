@@ -176,3 +176,101 @@ def test_default_member_is_the_equivariant_autoencoder():
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+# ---------------------------------------------------------------------- two-class labellers
+
+
+class SignedScore(TransformerMixin, BaseEstimator):
+    """A two-class labeller whose score is the first feature times a sign its seed picks, like
+    unsupervised classifiers trained apart, which call either mode class 1."""
+
+    def __init__(self, random_state=None, class_prior=None):
+        self.random_state = random_state
+        self.class_prior = class_prior
+
+    def fit(self, X, y=None):
+        validate_data(self, X)
+        self.sign_ = check_random_state(self.random_state).choice([-1.0, 1.0])
+        self.classes_ = np.array([0, 1]) if y is None else np.unique(y)
+        return self
+
+    def transform(self, X):
+        return validate_data(self, X, reset=False)[:, :1] * self.sign_
+
+    def decision_function(self, X):
+        return self.transform(X)[:, 0]
+
+    def predict_proba(self, X):
+        positive = 1 / (1 + np.exp(-self.decision_function(X)))
+        return np.column_stack([1 - positive, positive])
+
+
+@pytest.fixture(scope="module")
+def scores_data():
+    X = np.random.default_rng(1).normal(size=(40, 3))
+    return X
+
+
+def test_labeller_members_are_turned_to_agree_with_the_first(scores_data):
+    X = scores_data
+    ensemble = KFoldEnsemble(SignedScore(), n_splits=6, random_state=0).fit(X)
+    member_signs = np.array([m.sign_ for m in ensemble.estimators_])
+    assert len(set(member_signs)) == 2  # the seeds gave both orientations
+    np.testing.assert_array_equal(ensemble.signs_, member_signs * member_signs[0])
+    # every turned member agrees with the first, so the mean is the first member's score
+    np.testing.assert_allclose(ensemble.decision_function(X), member_signs[0] * X[:, 0])
+    expected = np.mean(
+        [s * m.decision_function(X) for m, s in zip(ensemble.estimators_, ensemble.signs_)], 0
+    )
+    np.testing.assert_allclose(ensemble.decision_function(X), expected)
+    proba = ensemble.predict_proba(X)
+    np.testing.assert_allclose(proba, ensemble.estimators_[0].predict_proba(X))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert ensemble.threshold_ == 0.0
+    np.testing.assert_array_equal(ensemble.predict(X), (ensemble.decision_function(X) > 0) * 1)
+
+
+def test_labeller_ensemble_passes_y_and_keeps_its_class_names(scores_data):
+    X = scores_data
+    y = np.where(X[:, 0] > 0, "GALAXY", "STAR")
+    ensemble = KFoldEnsemble(SignedScore(class_prior=0.25), n_splits=3, random_state=0)
+    ensemble.fit(X, y)
+    np.testing.assert_array_equal(ensemble.classes_, ["GALAXY", "STAR"])
+    assert set(ensemble.predict(X)) == {"GALAXY", "STAR"}
+    # class_prior: the share of the training images called classes_[1]
+    assert np.mean(ensemble.predict(X) == "STAR") == pytest.approx(0.25, abs=1 / len(X))
+    with pytest.raises(ValueError, match="one label per image"):
+        ensemble.fit(X, y[:5])
+
+
+def test_autoencoder_ensembles_do_not_label(conv_ensemble):
+    for name in ("decision_function", "predict_proba", "predict"):
+        assert not hasattr(conv_ensemble, name)
+        assert not hasattr(KFoldEnsemble(PCA(1)), name)
+    assert hasattr(KFoldEnsemble(SignedScore()), "decision_function")
+
+
+def test_cond_vae_ensemble_labels_and_round_trips(tmp_path):
+    from skastro import CondVAEClassifier, load
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:16, :16] - 7.5
+    labels = np.arange(48) % 2
+    width = np.where(labels == 1, 3.0, 0.8)[:, None, None]
+    X = 3 * np.exp(-(yy**2 + xx**2)[None] / (2 * width**2)) + rng.normal(0, 0.05, (48, 16, 16))
+    X = X[:, None].astype(np.float32)
+    member = CondVAEClassifier(n_components=2, widths=(4,), max_epochs=2, batch_size=16)
+    names = np.array(["STAR", "GALAXY"])[labels]
+    ensemble = KFoldEnsemble(member, n_splits=2, random_state=0).fit(X, names)
+    scores = ensemble.decision_function(X)
+    assert scores.shape == (48,) and np.isfinite(scores).all()
+    proba = ensemble.predict_proba(X)
+    assert np.all((proba >= 0) & (proba <= 1))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(ensemble.classes_, ["GALAXY", "STAR"])
+    loaded = load(ensemble.save(tmp_path / "ensemble"), device="cpu")
+    np.testing.assert_array_equal(loaded.signs_, ensemble.signs_)
+    np.testing.assert_array_equal(loaded.classes_, ensemble.classes_)
+    np.testing.assert_allclose(loaded.decision_function(X), scores, rtol=1e-6)
+    np.testing.assert_array_equal(loaded.predict(X), ensemble.predict(X))
