@@ -4,9 +4,9 @@ Classification rows: ROC AUC on held-out images, mean ± std over seeds, for
 
 * ``CondVAEClassifier`` with each prior distance (``kl``, ``wasserstein``) - the write-up's
   "robust AE + conditional VAE" design;
-* ``KFoldEnsemble`` of five Wasserstein ``CondVAEClassifier``, each trained on 4/5 of the
-  images, their decision functions averaged (members turned to agree in sign): five times
-  the training, for a smaller spread between seeds;
+* ``KFoldEnsemble(train_on="all")`` of three Wasserstein ``CondVAEClassifier``, each trained
+  on all the images from its own seed, their decision functions averaged (members turned to
+  agree in sign): three times the training, for a smaller spread between seeds;
 * the write-up's baseline: ``VariationalAutoencoder`` -> Isomap to 1-D -> threshold;
 * PCA (10 components) -> GaussianMixture (2 components);
 * the concentration index, r-band flux within 2 px over flux within 6 px of the centre (the
@@ -76,9 +76,13 @@ QUICK = dict(n_train=400, n_test=300, seeds=2, epochs=2, n_seg_train=100, n_seg_
 # the morphology input of every classifier: the r band's peak-scaled central 24 x 24 pixels
 MORPHOLOGY_BAND = 2
 MORPHOLOGY_INPUT = PeakScaler(crop=24)
-# the ensemble row: KFoldEnsemble of Wasserstein CondVAEClassifiers
-ENSEMBLE_SPLITS = 5
-ENSEMBLE_NAME = f"KFoldEnsemble({ENSEMBLE_SPLITS} x CondVAEClassifier (wasserstein))"
+# the ensemble row: a seed ensemble of Wasserstein CondVAEClassifiers. Members on 4/5 of the
+# images each (train_on="folds", 5 members) scored 0.887 and 0.877 on seeds 0 and 1, below
+# one model on all the images: this split is sensitive to the amount of data.
+ENSEMBLE_MEMBERS = 3
+ENSEMBLE_NAME = (
+    f'KFoldEnsemble({ENSEMBLE_MEMBERS} x CondVAEClassifier (wasserstein), train_on="all")'
+)
 SEGMENTATION_WIDTHS = (8, 16, 32)
 SEGMENTATION_EPOCHS = 6
 # the write-up's figures, for reference in the notes
@@ -158,9 +162,9 @@ def cond_vae(prior_distance):
 
 
 def cond_vae_ensemble(data, seed, epochs, device):
-    # members on 4/5 of the fitted images each, their decision functions averaged
+    # members on all the fitted images, differing in their seeds; decision functions averaged
     member = _cond_vae_classifier("wasserstein", None, epochs, device)
-    ensemble = KFoldEnsemble(member, n_splits=ENSEMBLE_SPLITS, random_state=seed)
+    ensemble = KFoldEnsemble(member, n_splits=ENSEMBLE_MEMBERS, train_on="all", random_state=seed)
     ensemble.fit(data["A_fit"], data["y_fit"])
     return roc_auc_score(data["y_test"], ensemble.decision_function(data["A_test"]))
 

@@ -176,6 +176,11 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         ``random_state`` parameter each get a different seed drawn from ``random_state``.
     n_splits : int, default=10
         Number of folds and members (at least 2).
+    train_on : {"folds", "all"}, default="folds"
+        ``"folds"``: each member trains on the images outside its fold. ``"all"``: every
+        member trains on all the images and they differ only in their seeds (a seed ensemble,
+        for methods whose training runs vary more than the data can afford to be split;
+        ``fold_indices_`` are then empty).
     combine : {"procrustes", "concatenate"}, default="procrustes"
         How :meth:`transform` combines the member latents (see above).
     shuffle : bool, default=True
@@ -193,7 +198,8 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     estimators_ : list of estimators
         The fitted members.
     fold_indices_ : list of ndarray
-        The training-image indices held out from each member (its validation fold).
+        The training-image indices held out from each member (its validation fold; empty
+        with ``train_on="all"``).
     centers_ : ndarray of shape (n_splits, n_components)
         Mean latent of each member on the training images (``combine="procrustes"``).
     rotations_ : ndarray of shape (n_splits, n_components, n_components)
@@ -234,6 +240,7 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     _parameter_constraints = {
         "estimator": [HasMethods(["fit", "transform"]), None],
         "n_splits": [Interval(numbers.Integral, 2, None, closed="left")],
+        "train_on": [StrOptions({"folds", "all"})],
         "combine": [StrOptions({"procrustes", "concatenate"})],
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
@@ -246,6 +253,7 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         estimator=None,
         *,
         n_splits=10,
+        train_on="folds",
         combine="procrustes",
         shuffle=True,
         random_state=None,
@@ -254,6 +262,7 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     ):
         self.estimator = estimator
         self.n_splits = n_splits
+        self.train_on = train_on
         self.combine = combine
         self.shuffle = shuffle
         self.random_state = random_state
@@ -302,6 +311,9 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         split_seed = int(rng.randint(np.iinfo(np.int32).max)) if self.shuffle else None
         folds = KFold(self.n_splits, shuffle=self.shuffle, random_state=split_seed)
         train_test = list(folds.split(np.arange(n_samples)))
+        if self.train_on == "all":
+            everything = np.arange(n_samples)
+            train_test = [(everything, everything[:0])] * self.n_splits
         seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_splits)
 
         members = []

@@ -191,6 +191,7 @@ class SignedScore(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         validate_data(self, X)
+        self.n_seen_ = len(X)
         self.sign_ = check_random_state(self.random_state).choice([-1.0, 1.0])
         self.classes_ = np.array([0, 1]) if y is None else np.unique(y)
         return self
@@ -274,3 +275,13 @@ def test_cond_vae_ensemble_labels_and_round_trips(tmp_path):
     np.testing.assert_array_equal(loaded.classes_, ensemble.classes_)
     np.testing.assert_allclose(loaded.decision_function(X), scores, rtol=1e-6)
     np.testing.assert_array_equal(loaded.predict(X), ensemble.predict(X))
+
+
+def test_seed_ensemble_trains_every_member_on_all_images(scores_data):
+    X = scores_data
+    ensemble = KFoldEnsemble(SignedScore(), n_splits=4, train_on="all", random_state=0).fit(X)
+    assert [m.n_seen_ for m in ensemble.estimators_] == [len(X)] * 4
+    assert all(len(fold) == 0 for fold in ensemble.fold_indices_)
+    assert len({m.random_state for m in ensemble.estimators_}) == 4
+    folds = KFoldEnsemble(SignedScore(), n_splits=4, random_state=0).fit(X)
+    assert [m.n_seen_ for m in folds.estimators_] == [30] * 4
