@@ -139,16 +139,21 @@ def oriented_auc(y_train, score_train, y_test, score_test):
 
 
 # ---------------------------------------------------------------------- methods
-def _cond_vae_classifier(prior_distance, seed, epochs, device):
-    return CondVAEClassifier(
-        n_components=4,
+def _training(seed, epochs, device):
+    """Encoder widths and training settings shared by the unsupervised networks."""
+    return dict(
         widths=WIDTHS,
-        prior_distance=prior_distance,
         max_epochs=epochs,
         batch_size=BATCH_SIZE,
         augment=True,
         device=device,
         random_state=seed,
+    )
+
+
+def _cond_vae_classifier(prior_distance, seed, epochs, device):
+    return CondVAEClassifier(
+        n_components=4, prior_distance=prior_distance, **_training(seed, epochs, device)
     )
 
 
@@ -171,15 +176,7 @@ def cond_vae_ensemble(data, seed, epochs, device):
 
 
 def vae_isomap(data, seed, epochs, device):
-    vae = VariationalAutoencoder(
-        n_components=8,
-        widths=WIDTHS,
-        max_epochs=epochs,
-        batch_size=BATCH_SIZE,
-        augment=True,
-        device=device,
-        random_state=seed,
-    )
+    vae = VariationalAutoencoder(n_components=8, **_training(seed, epochs, device))
     Z_fit = vae.fit(data["A_fit"]).transform(data["A_fit"])
     isomap = Isomap(n_neighbors=15, n_components=1).fit(Z_fit)
     s_fit = isomap.transform(Z_fit)[:, 0]
