@@ -28,15 +28,17 @@ redshift-dependent colours offer other splits (with all five bands, the class un
 one of them in some seeds). The unsupervised methods are fitted on the
 brighter half of the training images (central r-band signal-to-noise above its median,
 measured without labels): there, shape dominates what differs between images; among faint
-objects the noise does. They are scored on every test image. The supervised ceiling trains
-on every training image.
+objects the noise does. They are scored on every test image, and separately on its bright
+half (test images above the same S/N cut: as bright as the fitted ones) and its faint half
+(the rest, never seen in training). The supervised ceiling trains on every training image.
 
 Segmentation rows: IoU of the foreground (every label but 0) against the generator's masks
 (central object and neighbours), for ``HypercolumnSegmenter`` and for thresholding the
 smoothed r band at 2 sky sigma (the classic detection threshold).
 
-Run: ``python benchmarks/bench_star_galaxy.py [--quick] [--device cpu|cuda]``. The full run
-(2000 training and 1000 test images, 10 seeds) takes about 30 minutes on 2 free cores.
+Run: ``python benchmarks/bench_star_galaxy.py [--quick] [--device cpu|cuda] [--seeds N]
+[--first-seed S]``. The full run (2000 training and 1000 test images, seeds 0-9) takes about
+30 minutes on 2 free cores.
 The segmentation rows keep the whole 64 x 64 images in sky-noise units (``noise_asinh``):
 segmenting needs the sky around the objects.
 """
@@ -132,10 +134,10 @@ def concentration_index(X, r_small=2.0, r_large=6.0, band=2):
     return inner / np.maximum(outer, 1e-12)
 
 
-def oriented_auc(y_train, score_train, y_test, score_test):
-    """Test AUC of a score whose sign is chosen to agree with the training labels."""
+def oriented(y_train, score_train, score_test):
+    """Test scores, their sign chosen to agree with the training labels."""
     sign = 1.0 if roc_auc_score(y_train, score_train) >= 0.5 else -1.0
-    return roc_auc_score(y_test, sign * score_test)
+    return sign * score_test
 
 
 # ---------------------------------------------------------------------- methods
@@ -162,7 +164,7 @@ def cond_vae(prior_distance):
         clf = _cond_vae_classifier(prior_distance, seed, epochs, device)
         # y only names the modes (see CondVAEClassifier); training never uses it
         clf.fit(data["A_fit"], data["y_fit"])
-        return roc_auc_score(data["y_test"], clf.decision_function(data["A_test"]))
+        return clf.decision_function(data["A_test"])
 
     return run
 
@@ -172,7 +174,7 @@ def cond_vae_ensemble(data, seed, epochs, device):
     member = _cond_vae_classifier("wasserstein", None, epochs, device)
     ensemble = KFoldEnsemble(member, n_splits=ENSEMBLE_MEMBERS, train_on="all", random_state=seed)
     ensemble.fit(data["A_fit"], data["y_fit"])
-    return roc_auc_score(data["y_test"], ensemble.decision_function(data["A_test"]))
+    return ensemble.decision_function(data["A_test"])
 
 
 def vae_isomap(data, seed, epochs, device):
@@ -181,7 +183,7 @@ def vae_isomap(data, seed, epochs, device):
     isomap = Isomap(n_neighbors=15, n_components=1).fit(Z_fit)
     s_fit = isomap.transform(Z_fit)[:, 0]
     s_test = isomap.transform(vae.transform(data["A_test"]))[:, 0]
-    return oriented_auc(data["y_fit"], s_fit, data["y_test"], s_test)
+    return oriented(data["y_fit"], s_fit, s_test)
 
 
 def pca_gmm(data, seed, epochs, device):
@@ -192,12 +194,12 @@ def pca_gmm(data, seed, epochs, device):
     gmm = GaussianMixture(2, n_init=3, random_state=seed).fit(pca.transform(flat_fit))
     s_fit = gmm.predict_proba(pca.transform(flat_fit))[:, 1]
     s_test = gmm.predict_proba(pca.transform(flat_test))[:, 1]
-    return oriented_auc(data["y_fit"], s_fit, data["y_test"], s_test)
+    return oriented(data["y_fit"], s_fit, s_test)
 
 
 def concentration(data, seed, epochs, device):
     # stars (target 0) are the more concentrated: the physical orientation, no labels needed
-    return roc_auc_score(data["y_test"], -concentration_index(data["X_test"]))
+    return -concentration_index(data["X_test"])
 
 
 def supervised_cnn(data, seed, epochs, device):
@@ -227,7 +229,7 @@ def supervised_cnn(data, seed, epochs, device):
     with torch.no_grad():
         X_test = ((torch.from_numpy(data["A_test"]) - mean) / std).to(device)
         scores = torch.cat([net(X_test[i : i + 256])[:, 0] for i in range(0, len(X_test), 256)])
-    return roc_auc_score(data["y_test"], scores.cpu().numpy())
+    return scores.cpu().numpy()
 
 
 METHODS = {
@@ -286,11 +288,12 @@ def segmentation_rows(sky, config, device):
 
 
 # ---------------------------------------------------------------------- driver
-def run(quick=False, device="cpu", seeds=None):
+def run(quick=False, device="cpu", seeds=None, first_seed=0):
     """Run every method; return one row per method (classification) and per segmenter.
 
-    ``seeds`` overrides the number of seeds (10 in the full run, 2 in the quick one). Seeds
-    are the outer loop, so an interrupted run has every method on the same seeds.
+    ``seeds`` overrides the number of seeds (10 in the full run, 2 in the quick one), which
+    run from ``first_seed`` on. Seeds are the outer loop, so an interrupted run has every
+    method on the same seeds.
     """
     config = dict(QUICK if quick else FULL)
     if seeds is not None:
@@ -302,6 +305,8 @@ def run(quick=False, device="cpu", seeds=None):
     A = MORPHOLOGY_INPUT.fit_transform(X[: n_train + n_test, [MORPHOLOGY_BAND]])
     snr = aperture_snr(X[:n_train])
     bright = np.flatnonzero(snr > np.median(snr))
+    # test images as bright as the fitted ones (the same S/N cut, no labels) and the rest
+    test_bright = aperture_snr(X[n_train : n_train + n_test]) > np.median(snr)
     data = {
         "X_test": X[n_train : n_train + n_test],
         "A_train": A[:n_train],
@@ -315,30 +320,43 @@ def run(quick=False, device="cpu", seeds=None):
         f"make_star_galaxy 5x64x64 (input: r band, central 24 px), {n_train} train "
         f"({len(bright)} brightest fit the unsupervised methods) / {n_test} test"
     )
-    aucs = {name: [] for name in METHODS}
+    y_test = data["y_test"]
+    subsets = {"all": slice(None), "bright": test_bright, "faint": ~test_bright}
+    aucs = {name: {subset: [] for subset in subsets} for name in METHODS}
     seconds = {name: [] for name in METHODS}
-    for seed in range(config["seeds"]):
+    for seed in range(first_seed, first_seed + config["seeds"]):
         for name, method in METHODS.items():
             with Timer() as timer:
-                aucs[name].append(method(data, seed, config["epochs"], device))
+                scores = method(data, seed, config["epochs"], device)
             seconds[name].append(timer.seconds)
+            for subset, index in subsets.items():
+                aucs[name][subset].append(roc_auc_score(y_test[index], scores[index]))
             print(
-                f"seed {seed} {name}: AUC {aucs[name][-1]:.4f} ({timer.seconds:.1f} s)", flush=True
+                f"seed {seed} {name}: AUC {aucs[name]['all'][-1]:.4f} (bright "
+                f"{aucs[name]['bright'][-1]:.4f}, faint {aucs[name]['faint'][-1]:.4f}; "
+                f"{timer.seconds:.1f} s)",
+                flush=True,
             )
-    rows = [
-        {
-            "task": "classification",
-            "method": name,
-            "dataset": dataset,
-            "AUC mean": round(statistics.fmean(aucs[name]), 4),
-            "AUC std": round(statistics.pstdev(aucs[name]), 4),
-            "AUC min": round(min(aucs[name]), 4),
-            "AUC max": round(max(aucs[name]), 4),
-            "seeds": len(aucs[name]),
-            "s per seed": round(statistics.fmean(seconds[name]), 1),
-        }
-        for name in METHODS
-    ]
+    rows = []
+    for name in METHODS:
+        auc = aucs[name]["all"]
+        rows.append(
+            {
+                "task": "classification",
+                "method": name,
+                "dataset": dataset,
+                "AUC mean": round(statistics.fmean(auc), 4),
+                "AUC std": round(statistics.pstdev(auc), 4),
+                "AUC min": round(min(auc), 4),
+                "AUC max": round(max(auc), 4),
+                "bright AUC mean": round(statistics.fmean(aucs[name]["bright"]), 4),
+                "bright AUC std": round(statistics.pstdev(aucs[name]["bright"]), 4),
+                "faint AUC mean": round(statistics.fmean(aucs[name]["faint"]), 4),
+                "faint AUC std": round(statistics.pstdev(aucs[name]["faint"]), 4),
+                "seeds": f"{first_seed}-{first_seed + len(auc) - 1}",
+                "s per seed": round(statistics.fmean(seconds[name]), 1),
+            }
+        )
     rows += segmentation_rows(sky, config, device)
     return rows
 
@@ -373,6 +391,17 @@ def _notes(rows):
             f"- {name}: {auc:.4f} ± {std:.4f} = {auc / ci:.2f} x the concentration index's "
             f"AUC, {ceiling - auc:.3f} below the supervised ceiling ({ceiling:.3f}). {verdict}."
         )
+    lines += ["", "By test-image brightness (the fit set's S/N cut; no labels):"]
+    ci_row = by_method["concentration index (r, 2/6 px)"]
+    ceiling_row = by_method["supervised CNN, same encoder (ceiling)"]
+    for half in ("bright", "faint"):
+        row = by_method["CondVAEClassifier (wasserstein)"]
+        lines.append(
+            f"- {half} half: CondVAEClassifier (wasserstein) {row[f'{half} AUC mean']:.4f} ± "
+            f"{row[f'{half} AUC std']:.4f}, concentration index "
+            f"{ci_row[f'{half} AUC mean']:.3f}, supervised ceiling "
+            f"{ceiling_row[f'{half} AUC mean']:.3f}."
+        )
     return "\n".join(lines)
 
 
@@ -381,8 +410,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small sizes, 2 seeds, 1 epoch")
     parser.add_argument("--device", default="cpu", help="cpu (the reference) or cuda")
     parser.add_argument("--seeds", type=int, default=None, help="override the seed count")
+    parser.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
     args = parser.parse_args(argv)
-    rows = run(quick=args.quick, device=args.device, seeds=args.seeds)
+    rows = run(quick=args.quick, device=args.device, seeds=args.seeds, first_seed=args.first_seed)
     title = "Unsupervised star-galaxy separation and segmentation" + (
         " (quick)" if args.quick else ""
     )
@@ -393,6 +423,10 @@ def main(argv=None):
         "AUC std",
         "AUC min",
         "AUC max",
+        "bright AUC mean",
+        "bright AUC std",
+        "faint AUC mean",
+        "faint AUC std",
         "seeds",
         "s per seed",
         "IoU (all pixels)",
