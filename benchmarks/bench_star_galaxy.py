@@ -394,8 +394,8 @@ def _notes(rows):
     lines += ["", "By test-image brightness (the fit set's S/N cut; no labels):"]
     ci_row = by_method["concentration index (r, 2/6 px)"]
     ceiling_row = by_method["supervised CNN, same encoder (ceiling)"]
+    row = by_method["CondVAEClassifier (wasserstein)"]
     for half in ("bright", "faint"):
-        row = by_method["CondVAEClassifier (wasserstein)"]
         lines.append(
             f"- {half} half: CondVAEClassifier (wasserstein) {row[f'{half} AUC mean']:.4f} ± "
             f"{row[f'{half} AUC std']:.4f}, concentration index "

@@ -153,8 +153,9 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     members with ``reconstruct`` (every skastro autoencoder).
 
     With members that have ``decision_function`` (:class:`~skastro.CondVAEClassifier`), the
-    ensemble is also a two-class labeller, whose average lowers the spread between training
-    runs (on ``benchmarks/bench_star_galaxy.py``, see ``benchmarks/RESULTS.md``):
+    ensemble is also a two-class labeller that averages training runs (on
+    ``benchmarks/bench_star_galaxy.py`` three averaged runs did not lower the spread between
+    seeds: see ``benchmarks/RESULTS.md``):
 
     - :meth:`decision_function` averages the members' decision functions. Without ``y`` each
       member's sign is arbitrary (which mode it calls class 1), so every member is first
