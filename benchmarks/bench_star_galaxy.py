@@ -288,6 +288,36 @@ def segmentation_rows(sky, config, device):
 
 
 # ---------------------------------------------------------------------- driver
+def classification_data(sky, n_train, n_test):
+    """Split the first ``n_train + n_test`` images of ``sky`` into the classifiers' inputs.
+
+    Returns a dict: the raw test images ``X_test``; the morphology inputs ``A_train``,
+    ``A_fit`` (the brighter half of the training images, which the unsupervised methods fit)
+    and ``A_test`` with their labels; ``fit_index`` (the fitted images' indices),
+    ``snr`` (every image's aperture S/N), ``snr_cut`` (the training images' median S/N) and
+    ``test_bright`` (test images above the cut). No labels choose anything.
+    """
+    X, y = sky.images[: n_train + n_test], sky.target[: n_train + n_test]
+    A = MORPHOLOGY_INPUT.fit_transform(X[:, [MORPHOLOGY_BAND]])
+    snr = aperture_snr(X)
+    cut = np.median(snr[:n_train])
+    bright = np.flatnonzero(snr[:n_train] > cut)
+    return {
+        "X_test": X[n_train:],
+        "A_train": A[:n_train],
+        "y_train": y[:n_train],
+        "A_fit": A[bright],
+        "y_fit": y[bright],
+        "A_test": A[n_train:],
+        "y_test": y[n_train:],
+        "fit_index": bright,
+        "snr": snr,
+        "snr_cut": cut,
+        # test images as bright as the fitted ones (the same S/N cut) and the rest
+        "test_bright": snr[n_train:] > cut,
+    }
+
+
 def run(quick=False, device="cpu", seeds=None, first_seed=0):
     """Run every method; return one row per method (classification) and per segmenter.
 
@@ -301,26 +331,13 @@ def run(quick=False, device="cpu", seeds=None, first_seed=0):
     n_train, n_test = config["n_train"], config["n_test"]
     n = max(n_train + n_test, config["n_seg_train"] + config["n_seg_test"])
     sky = make_star_galaxy(n, random_state=DATA_SEED)
-    X, y = sky.images, sky.target
-    A = MORPHOLOGY_INPUT.fit_transform(X[: n_train + n_test, [MORPHOLOGY_BAND]])
-    snr = aperture_snr(X[:n_train])
-    bright = np.flatnonzero(snr > np.median(snr))
-    # test images as bright as the fitted ones (the same S/N cut, no labels) and the rest
-    test_bright = aperture_snr(X[n_train : n_train + n_test]) > np.median(snr)
-    data = {
-        "X_test": X[n_train : n_train + n_test],
-        "A_train": A[:n_train],
-        "y_train": y[:n_train],
-        "A_fit": A[bright],
-        "y_fit": y[bright],
-        "A_test": A[n_train : n_train + n_test],
-        "y_test": y[n_train : n_train + n_test],
-    }
+    data = classification_data(sky, n_train, n_test)
     dataset = (
         f"make_star_galaxy 5x64x64 (input: r band, central 24 px), {n_train} train "
-        f"({len(bright)} brightest fit the unsupervised methods) / {n_test} test"
+        f"({len(data['fit_index'])} brightest fit the unsupervised methods) / {n_test} test"
     )
     y_test = data["y_test"]
+    test_bright = data["test_bright"]
     subsets = {"all": slice(None), "bright": test_bright, "faint": ~test_bright}
     aucs = {name: {subset: [] for subset in subsets} for name in METHODS}
     seconds = {name: [] for name in METHODS}
@@ -349,14 +366,13 @@ def run(quick=False, device="cpu", seeds=None, first_seed=0):
                 "AUC std": round(statistics.pstdev(auc), 4),
                 "AUC min": round(min(auc), 4),
                 "AUC max": round(max(auc), 4),
-                "bright AUC mean": round(statistics.fmean(aucs[name]["bright"]), 4),
-                "bright AUC std": round(statistics.pstdev(aucs[name]["bright"]), 4),
-                "faint AUC mean": round(statistics.fmean(aucs[name]["faint"]), 4),
-                "faint AUC std": round(statistics.pstdev(aucs[name]["faint"]), 4),
                 "seeds": f"{first_seed}-{first_seed + len(auc) - 1}",
                 "s per seed": round(statistics.fmean(seconds[name]), 1),
             }
         )
+        for half in ("bright", "faint"):
+            rows[-1][f"{half} AUC mean"] = round(statistics.fmean(aucs[name][half]), 4)
+            rows[-1][f"{half} AUC std"] = round(statistics.pstdev(aucs[name][half]), 4)
     rows += segmentation_rows(sky, config, device)
     return rows
 

@@ -77,16 +77,12 @@ def main(argv=None):
     seeds = [int(s) for s in args.seeds.split(",")]
 
     sky = make_star_galaxy(N_TRAIN + N_TEST, random_state=bench.DATA_SEED)
-    X, y = sky.images, sky.target
-    r_band = X[:, [bench.MORPHOLOGY_BAND]]
-    snr = bench.aperture_snr(X[:N_TRAIN])
-    cut = np.median(snr)
-    bright = np.flatnonzero(snr > cut)
-    snr_test = bench.aperture_snr(X[N_TRAIN:])
-    test_bright = snr_test > cut
-    A = bench.MORPHOLOGY_INPUT.fit_transform(r_band)
-    A_fit, y_fit, A_test, y_test = A[bright], y[bright], A[N_TRAIN:], y[N_TRAIN:]
-    sigma = bench.sky_sigma(X[:N_TRAIN])[bright, bench.MORPHOLOGY_BAND]
+    data = bench.classification_data(sky, N_TRAIN, N_TEST)
+    A_fit, y_fit, A_test, y_test = data["A_fit"], data["y_fit"], data["A_test"], data["y_test"]
+    bright, cut, test_bright = data["fit_index"], data["snr_cut"], data["test_bright"]
+    snr, snr_test = data["snr"][:N_TRAIN], data["snr"][N_TRAIN:]
+    r_band = sky.images[:N_TRAIN, [bench.MORPHOLOGY_BAND]]
+    sigma = bench.sky_sigma(r_band)[bright, 0]
 
     rng = np.random.default_rng(DEGRADATION_SEED)
     levels = np.geomspace(max(snr_test.min(), 1.0), cut, N_LEVELS)
@@ -126,7 +122,8 @@ def main(argv=None):
         )
     table = np.array(table)
     for name, column in (("plain", 0), ("calibrated", 3)):
-        mean, std = table[:, column : column + 3].mean(0), table[:, column : column + 3].std(0)
+        scores = table[:, column : column + 3]
+        mean, std = scores.mean(0), scores.std(0)
         print(
             f"{name}: all {mean[0]:.4f} ± {std[0]:.4f}, bright {mean[1]:.4f} ± {std[1]:.4f}, "
             f"faint {mean[2]:.4f} ± {std[2]:.4f} over {len(seeds)} seeds"
