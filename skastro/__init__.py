@@ -21,6 +21,7 @@ _PUBLIC = {
     "VariationalAutoencoder": "skastro.estimators.variational_autoencoder",
     "CondVAEClassifier": "skastro.estimators.cond_vae_classifier",
     "KFoldEnsemble": "skastro.ensemble",
+    "FaintCalibratedClassifier": "skastro.faint_calibration",
     "HypercolumnSegmenter": "skastro.segmentation",
     "KNNOutlierDetector": "skastro.anomaly",
     "ImageScaler": "skastro.preprocessing",

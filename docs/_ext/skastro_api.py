@@ -40,7 +40,13 @@ SECTIONS = [
         "Ensembles, outliers and scaling",
         "skastro",
         "Estimators that wrap, follow or precede the deep estimators in a pipeline.",
-        ["KFoldEnsemble", "KNNOutlierDetector", "ImageScaler", "PeakScaler"],
+        [
+            "KFoldEnsemble",
+            "FaintCalibratedClassifier",
+            "KNNOutlierDetector",
+            "ImageScaler",
+            "PeakScaler",
+        ],
     ),
     (
         "Data sets and loaders",
@@ -63,6 +69,12 @@ SECTIONS = [
         "skastro.features",
         "Non-deep baselines as scikit-learn transformers. See :doc:`user_guide/features`.",
         ["RadialProfile", "DifferenceOfGaussians", "FourierLaplacian", "BlobCounter"],
+    ),
+    (
+        "Photometry",
+        "skastro.photometry",
+        "Sky noise, aperture signal-to-noise and flux fractions of centred cutouts.",
+        ["sky_noise", "aperture_snr", "flux_fractions"],
     ),
     (
         "Metrics and scorers",
