@@ -186,7 +186,7 @@ class FaintCalibratedClassifier(BaseEstimator):
                     f"y has {len(y)} labels but X has {len(X)} images; pass one label per "
                     "image, or no y"
                 )
-        snr = self._snr(cubes)
+        snr = self._snr(cubes)  # also refuses a band the images do not have
         cut = float(np.quantile(snr, 1.0 - self.bright_fraction))
         bright = np.flatnonzero(snr > cut)
         if cut <= 1.0:
@@ -210,10 +210,11 @@ class FaintCalibratedClassifier(BaseEstimator):
 
         rng = check_random_state(self.random_state)
         levels = np.geomspace(max(snr.min(), 1.0), cut, self.n_levels)
-        sigma = sky_noise(cubes[bright], border=self.border)
+        bright_cubes = cubes[bright]
+        sigma = sky_noise(bright_cubes, border=self.border)
         features = []
         for level in levels:
-            faded, faded_snr = _fade(cubes[bright], snr[bright], sigma, level, rng)
+            faded, faded_snr = _fade(bright_cubes, snr[bright], sigma, level, rng)
             # the estimator sees faded images in the layout it was fitted on
             decision = estimator.decision_function(faded.reshape((len(faded), *X.shape[1:])))
             features.append(self._features(faded, decision, faded_snr))
@@ -298,9 +299,6 @@ class FaintCalibratedClassifier(BaseEstimator):
                 "FaintCalibratedClassifier measures S/N in apertures, so it needs images as "
                 "(n, H, W) or (n, C, H, W) arrays, not flat (n, F) rows."
             )
-        n_bands = batches.image_shape[0]
-        if reset and not -n_bands <= self.band < n_bands:
-            raise ValueError(f"band={self.band} is out of range for images with {n_bands} band(s).")
         cubes = batches.read(slice(None)).reshape((len(batches), *batches.image_shape))
         return np.asarray(X), cubes
 
