@@ -10,6 +10,7 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skastro.features import (
+    AxisymmetricResidual,
     BlobCounter,
     DifferenceOfGaussians,
     FourierLaplacian,
@@ -153,6 +154,81 @@ def test_pipeline_separates_rings_from_filled_disks():
     assert adjusted_rand_score(labels, predicted) == 1.0
 
 
+# ----------------------------------------------------------------------------- AxisymmetricResidual
+def _smooth_disk(ratio=1.0, angle=0.0, centre=(0.0, 0.0)):
+    """An exponential disk with a broad ring: axisymmetric, seen at axis ratio ``ratio``."""
+    radius = _elliptical_radius(ratio=ratio, angle=angle, centre=centre)
+    return np.exp(-radius / 6.0) + 0.5 * np.exp(-((radius - 14.0) ** 2) / (2 * 2.0**2))
+
+
+@pytest.mark.parametrize(
+    ("ratio", "angle", "centre"),
+    [(1.0, 0.0, (0.0, 0.0)), (0.6, 30.0, (0.0, 0.0)), (0.5, -70.0, (3.0, -2.0))],
+)
+def test_axisymmetric_residual_cancels_inclined_smooth_disks(ratio, angle, centre):
+    disk = _smooth_disk(ratio, angle, centre)
+    residual = AxisymmetricResidual().fit_transform(disk[None])[0]
+    assert np.abs(residual).max() < 0.05 * disk.max()
+    # the circular model cannot follow an inclined disk
+    if ratio < 1:
+        circular = AxisymmetricResidual(elliptical=False).fit_transform(disk[None])[0]
+        assert np.abs(circular).max() > 4 * np.abs(residual).max()
+
+
+def test_axisymmetric_residual_keeps_point_sources_and_spiral_arms():
+    disk = _smooth_disk(0.7, 20.0)
+    planet = _gaussian(1.0, centre=(4.5, -11.5))  # on the centre of pixel (36, 20)
+    residual = AxisymmetricResidual().fit_transform((disk + 0.3 * planet)[None])[0]
+    assert np.unravel_index(residual.argmax(), residual.shape) == (36, 20)
+    np.testing.assert_allclose(residual.max(), 0.3, atol=0.06)
+
+    # a three-armed pattern: its azimuthal mean is the disk's, so the residual is the pattern
+    # (a two-armed one would also stretch the moment ellipse, which takes part of it in)
+    d_row, d_col = _offsets()
+    arms = 0.2 * np.exp(-np.hypot(d_row, d_col) / 10.0) * np.cos(3 * np.arctan2(d_row, d_col))
+    residual = AxisymmetricResidual().fit_transform((_smooth_disk() + arms)[None])[0]
+    assert np.corrcoef(residual.ravel(), arms.ravel())[0, 1] > 0.95
+
+
+def test_axisymmetric_residual_is_equivariant_and_zero_on_flat_images():
+    rng = np.random.default_rng(0)
+    images = np.stack([_smooth_disk(0.6, 25.0) + 0.05 * rng.normal(size=(SIZE, SIZE))] * 2)
+    images[1] += 0.3 * _gaussian(1.5, centre=(-8.0, 6.0))
+    residual = AxisymmetricResidual()
+    out = residual.fit_transform(images)
+    np.testing.assert_allclose(
+        residual.transform(np.rot90(images, axes=(1, 2))), np.rot90(out, axes=(1, 2)), atol=1e-5
+    )
+    np.testing.assert_allclose(residual.transform(images[:, :, ::-1]), out[:, :, ::-1], atol=1e-5)
+    # each image is modelled on its own: the batch does not matter
+    np.testing.assert_allclose(residual.transform(images[1:]), out[1:], atol=1e-6)
+    flat = AxisymmetricResidual().fit_transform(np.full((2, SIZE, SIZE), 3.0))
+    np.testing.assert_allclose(flat, 0.0, atol=1e-6)
+
+
+def test_axisymmetric_residual_finds_planets_that_radial_profiles_miss():
+    # smooth disks and disks with a point source, at random inclinations and orientations:
+    # the residual's power separates them; the radial profile barely changes
+    rng = np.random.default_rng(1)
+    images, labels = [], []
+    for i in range(40):
+        image = _smooth_disk(rng.uniform(0.5, 1.0), rng.uniform(-90, 90))
+        if i % 2:
+            angle = rng.uniform(-np.pi, np.pi)
+            image = image + 0.2 * _gaussian(1.5, centre=(9 * np.sin(angle), 9 * np.cos(angle)))
+        images.append(image + 0.01 * rng.normal(size=(SIZE, SIZE)))
+        labels.append(i % 2)
+    power = FunctionTransformer(lambda r: (r.reshape(len(r), -1) ** 2).mean(axis=1)[:, None])
+    pipeline = Pipeline(
+        [
+            ("residual", AxisymmetricResidual()),
+            ("power", power),
+            ("km", KMeans(2, n_init=10, random_state=0)),
+        ]
+    )
+    assert adjusted_rand_score(labels, pipeline.fit_predict(np.stack(images))) == 1.0
+
+
 # ----------------------------------------------------------------------------- DoG
 def test_dog_of_flat_image_is_zero():
     out = DifferenceOfGaussians().fit_transform(np.full((2, SIZE, SIZE), 7.0))
@@ -198,7 +274,9 @@ def test_fourier_laplacian_of_gaussian_matches_analytic_log():
 
 
 # ----------------------------------------------------------------------------- layouts, dtypes
-@pytest.mark.parametrize("filter_", [DifferenceOfGaussians(), FourierLaplacian(sigma=1.0)])
+@pytest.mark.parametrize(
+    "filter_", [DifferenceOfGaussians(), FourierLaplacian(sigma=1.0), AxisymmetricResidual()]
+)
 def test_image_filters_round_trip_layouts(filter_):
     rng = np.random.default_rng(0)
     images = rng.random((3, 16, 24))  # (n, H, W), not square
@@ -354,6 +432,7 @@ def test_shape_errors_and_unfitted_use():
         BlobCounter(threshold="triangle"),
         RadialProfile(n_bins=0),
         FourierLaplacian(sigma=-1.0),
+        AxisymmetricResidual(bin_width=0.0),
     ],
 )
 def test_invalid_parameters_raise_in_fit(estimator):
@@ -363,7 +442,13 @@ def test_invalid_parameters_raise_in_fit(estimator):
 
 # ----------------------------------------------------------------------------- sklearn checks
 def _default_estimators():
-    return [RadialProfile(), DifferenceOfGaussians(), FourierLaplacian(), BlobCounter()]
+    return [
+        RadialProfile(),
+        DifferenceOfGaussians(),
+        FourierLaplacian(),
+        AxisymmetricResidual(),
+        BlobCounter(),
+    ]
 
 
 def _row_image_estimators():
@@ -374,6 +459,7 @@ def _row_image_estimators():
         RadialProfile(n_bins=3, elliptical=False, normalize=False, **row),
         DifferenceOfGaussians(**row),
         FourierLaplacian(sigma=1.0, **row),
+        AxisymmetricResidual(**row),
         BlobCounter(**row),
         BlobCounter(threshold=("sigma", 1.0), min_area=1, **row),
     ]

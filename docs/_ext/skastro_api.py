@@ -68,7 +68,13 @@ SECTIONS = [
         "Classic image features",
         "skastro.features",
         "Non-deep baselines as scikit-learn transformers. See :doc:`user_guide/features`.",
-        ["RadialProfile", "DifferenceOfGaussians", "FourierLaplacian", "BlobCounter"],
+        [
+            "RadialProfile",
+            "DifferenceOfGaussians",
+            "FourierLaplacian",
+            "AxisymmetricResidual",
+            "BlobCounter",
+        ],
     ),
     (
         "Photometry",
