@@ -403,6 +403,26 @@ def _object_radii(images, elliptical):
     return np.sqrt(along**2 + across**2)
 
 
+def _border_sky(border):
+    """Sky level and robust noise (1.4826 MAD) of each image's border pixels, ``(b,)`` each.
+
+    A value repeated exactly over more than a quarter of a border, but not all of it, is a
+    fill, not sky (the zero corners of a rotated or edge-of-field cutout, masked pixels given
+    one value) and is left out: it would otherwise shrink the noise towards zero, let noise
+    pixels into the moments and pull the ellipse towards a circle. Sky noise in floats does
+    not repeat; in integer images whose noise is below one count it can, and the sky then
+    comes from the other values.
+    """
+    border = border.copy()
+    for values in border:
+        levels, counts = np.unique(values, return_counts=True)
+        if len(values) // 4 < counts.max() < len(values):
+            values[values == levels[counts.argmax()]] = np.nan
+    sky = np.nanmedian(border, axis=1)
+    noise = 1.4826 * np.nanmedian(np.abs(border - sky[:, None]), axis=1)
+    return sky, noise
+
+
 def _image_ellipses(band_sum):
     """Moment ellipse of the signal above the sky in each ``(H, W)`` image of a batch.
 
@@ -415,8 +435,7 @@ def _image_ellipses(band_sum):
     border = np.concatenate(
         [band_sum[:, 0, :], band_sum[:, -1, :], band_sum[:, :, 0], band_sum[:, :, -1]], axis=1
     )
-    sky = np.median(border, axis=1)
-    noise = 1.4826 * np.median(np.abs(border - sky[:, None]), axis=1)
+    sky, noise = _border_sky(border)
     signal = band_sum - sky[:, None, None]
     weight = np.where(signal > _DETECTION_SIGMA * noise[:, None, None], signal, 0.0)
     rows, cols = _pixel_grid(height, width)

@@ -127,6 +127,23 @@ def test_radial_profile_channels_are_concatenated_channel_major():
     ]
 
 
+def test_ellipse_ignores_zero_filled_corners_of_a_rotated_cutout():
+    # a rotated cutout has constant (zero) corners: they are not sky, and must not make the
+    # noise look smaller than it is (which lets noise into the moments and rounds the ellipse)
+    from scipy.ndimage import rotate
+
+    rng = np.random.default_rng(0)
+    disk = _disk(12.0, ratio=0.5, angle=20.0) + rng.normal(0, 0.02, (SIZE, SIZE))
+    zero_corners = rotate(disk, 37.0, reshape=False, order=1, mode="constant", cval=0.0)
+    reflected = rotate(disk, 37.0, reshape=False, order=1, mode="reflect")
+    assert (zero_corners[0] == 0).mean() > 0.25
+    radial = RadialProfile().fit(disk[None])
+    ratio, reference = radial.measure_ellipse(np.stack([zero_corners, reflected]))[:, 2]
+    # with the corners taken as sky the ratio was 0.72
+    assert abs(ratio - reference) < 0.01
+    assert abs(ratio - 0.5) < 0.03
+
+
 def test_radial_profile_fills_empty_annuli_on_tiny_images():
     images = np.random.default_rng(0).random((5, 3, 3))
     profile = RadialProfile(n_bins=16).fit_transform(images)
