@@ -27,9 +27,12 @@ ConvAutoencoder has the same channel widths as the equivariant models. Figures:
   the transforms of all fitted models are timed in interleaved rounds on 960 images (the
   test disks repeated), median of 7 rounds.
 
-Rows "gaps only" repeat ARI, silhouette and probe accuracy for PCA, ConvAutoencoder and the
-D8 model on disks whose only signature is a gap (deep models: mean over three seeds), where
-the label is visible to every embedding (see :func:`gap_rows`).
+Rows "residuals" repeat ARI, silhouette, probe accuracy and stability for PCA,
+ConvAutoencoder and the D8 model on the same disks after
+:class:`~skastro.features.AxisymmetricResidual` (each disk minus its own axisymmetric model;
+see :func:`residual_rows`). Rows "gaps only" repeat ARI, silhouette and probe accuracy on
+disks whose only signature is a gap (see :func:`gap_rows`). In both, the deep models' figures
+are means over three seeds.
 
 Run: ``python benchmarks/bench_disks.py [--quick]``.
 """
@@ -56,7 +59,7 @@ from _common import Timer, write_result
 
 from skastro import ConvAutoencoder, EquivariantAutoencoder, KFoldEnsemble
 from skastro.datasets import make_disks
-from skastro.features import RadialProfile
+from skastro.features import AxisymmetricResidual, RadialProfile
 from skastro.metrics import equivariance_error, ms_ssim
 
 TOPIC = "disks"
@@ -80,7 +83,7 @@ def _settings(quick):
             n_train=96,
             n_test=48,
             n_label=96,
-            gap_seeds=(0,),
+            seeds=(0,),
             size=32,
             epochs=2,
             n_splits=3,
@@ -91,7 +94,7 @@ def _settings(quick):
         n_train=240,
         n_test=120,
         n_label=1000,
-        gap_seeds=(0, 1, 2),
+        seeds=(0, 1, 2),
         size=64,
         epochs=10,
         n_splits=10,
@@ -297,35 +300,66 @@ def run(quick=False):
     return rows
 
 
-def gap_rows(settings):
-    """Planet label with one signature type, gaps: ARI, silhouette and probe per method.
-
-    With all four signature types mixed every embedding is at chance; with gaps only the
-    label is visible to all of them, which shows how the embeddings compare where there is
-    a signal to find. The deep models are fitted with three seeds (mean in the row; each
-    seed's figures in ``per_seed``).
-    """
-    train = _disks(settings, "n_train", 0, signatures=("gap",))
-    label_set = _disks(settings, "n_label", 2, signatures=("gap",))
+def _seeded_rows(settings, dataset, train_images, train_target, label_set, test_images=None):
+    """ARI, silhouette and probe (and stability, given test images) of PCA and the two
+    single autoencoders; the deep models are fitted with each of ``seeds`` (mean in the
+    row; each seed's figures in the second return value)."""
     rows, per_seed = [], {}
     for name, template in _embedders(settings).items():
-        seeds = (0,) if name == "PCA" else settings["gap_seeds"]
+        seeds = (0,) if name == "PCA" else settings["seeds"]
         runs = []
         for seed in seeds:
-            print(f"{name}, gaps only, seed {seed} ...", flush=True)
+            print(f"{name}, {dataset}, seed {seed} ...", flush=True)
             estimator = clone(template).set_params(random_state=seed)
-            estimator.fit(_flat_if_needed(name, train.images))
+            estimator.fit(_flat_if_needed(name, train_images))
             embed = partial(_flat_transform, name, estimator)
-            scores, _, _ = _cluster_and_probe(
-                embed(train.images), train.target, embed(label_set.images), label_set.target
+            scores, scaler, kmeans = _cluster_and_probe(
+                embed(train_images), train_target, embed(label_set.images), label_set.target
             )
+            if test_images is not None:
+                labels = kmeans.predict(scaler.transform(embed(test_images[0])))
+                moved = kmeans.predict(scaler.transform(embed(test_images[1])))
+                scores["stability"] = float((moved == labels).mean())
             runs.append(scores)
         per_seed[name] = runs
-        row = {"method": name, "dataset": f"make_disks {settings['size']}px, gaps only"}
+        row = {"method": name, "dataset": f"make_disks {settings['size']}px, {dataset}"}
         row.update({key: float(np.mean([r[key] for r in runs])) for key in runs[0]})
         rows.append(row)
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
     return rows, per_seed
+
+
+def gap_rows(settings):
+    """Planet label with one signature type, gaps: ARI, silhouette and probe per method.
+
+    With all four signature types mixed every embedding of the images is at chance; with
+    gaps only the label is visible to all of them, which shows how the embeddings compare
+    where there is a signal to find. The deep models are fitted with three seeds (mean in
+    the row; each seed's figures in ``per_seed``).
+    """
+    train = _disks(settings, "n_train", 0, signatures=("gap",))
+    label_set = _disks(settings, "n_label", 2, signatures=("gap",))
+    return _seeded_rows(settings, "gaps only", train.images, train.target, label_set)
+
+
+def residual_rows(settings):
+    """The main data (all four signatures), embedded after AxisymmetricResidual.
+
+    Each disk minus its own elliptical radial-profile model: size, inclination, profile and
+    rings cancel, and spirals, kinks and point sources stay (gaps, being axisymmetric, go).
+    Same disks, sizes and training as the main rows; deep models over three seeds. Stability
+    is measured as in the main rows: the residual of the rotated and flipped test disks.
+    """
+    residual = AxisymmetricResidual()
+    train = _disks(settings, "n_train", 0)
+    test = _disks(settings, "n_test", 1)
+    label_set = _disks(settings, "n_label", 2)
+    label_set.images = residual.fit_transform(label_set.images)
+    moved = _rotate_and_flip(test.images, seed=1)
+    tests = (residual.transform(test.images), residual.transform(moved))
+    return _seeded_rows(
+        settings, "residuals", residual.transform(train.images), train.target, label_set, tests
+    )
 
 
 def _flat_transform(name, estimator, X):
@@ -366,7 +400,7 @@ def _notes(rows, settings):
     return "\n".join(lines)
 
 
-def _gap_notes(rows, per_seed, settings):
+def _seeded_notes(rows, per_seed, settings, dataset, description):
     by_name = {row["method"]: row for row in rows}
 
     def seeds(name, key):
@@ -374,14 +408,24 @@ def _gap_notes(rows, per_seed, settings):
 
     lines = [
         "",
-        f'Rows "gaps only": the same sizes and training, on disks whose only signature is '
-        f"a gap ({settings['n_train']} training / {settings['n_label']} held-out disks); the "
-        f"deep models' figures are means over seeds {settings['gap_seeds']}.",
+        f'Rows "{dataset}": {description} The deep models\' figures are means over '
+        f"seeds {settings['seeds']}.",
     ]
     for name in ("ConvAutoencoder", "EquivariantAutoencoder D8"):
+        line = f"- {name}: probe {seeds(name, 'probe_acc')}; ARI {seeds(name, 'ari')}"
+        if "stability" in by_name[name]:
+            line += f"; stability {seeds(name, 'stability')}"
         lines.append(
-            f"- {name}: probe {seeds(name, 'probe_acc')}; ARI {seeds(name, 'ari')} "
-            f"(PCA: {by_name['PCA']['probe_acc']:.3f} / {by_name['PCA']['ari']:.3f})"
+            line + f" (PCA: {by_name['PCA']['probe_acc']:.3f} / {by_name['PCA']['ari']:.3f})"
+        )
+    eq, others = by_name["EquivariantAutoencoder D8"], ("PCA", "ConvAutoencoder")
+    for key, label in (("ari", "ARI"), ("probe_acc", "probe accuracy")):
+        above = all(eq[key] > by_name[name][key] for name in others)
+        lines.append(
+            f"- goal, D8 {label} above PCA's and ConvAutoencoder's (means): "
+            f"{'met' if above else 'not met'} ({eq[key]:.3f} vs "
+            + " / ".join(f"{by_name[name][key]:.3f}" for name in others)
+            + ")"
         )
     return "\n".join(lines)
 
@@ -411,10 +455,31 @@ def main(argv=None):
     args = parser.parse_args(argv)
     settings = _settings(args.quick)
     rows = run(quick=args.quick)
-    # run() fitted and timed first, on an otherwise idle process; the gap rows come after
-    gaps, per_seed = gap_rows(settings)
-    notes = _notes(rows, settings) + "\n" + _gap_notes(gaps, per_seed, settings)
-    write_result(TOPIC, TITLE, rows + gaps, notes=notes, columns=COLUMNS)
+    # run() fitted and timed first, on an otherwise idle process; the other rows come after
+    residuals, residual_seeds = residual_rows(settings)
+    gaps, gap_run_seeds = gap_rows(settings)
+    sizes = f"({settings['n_train']} training / {settings['n_label']} held-out disks)"
+    notes = "\n".join(
+        [
+            _notes(rows, settings),
+            _seeded_notes(
+                residuals,
+                residual_seeds,
+                settings,
+                "residuals",
+                f"the main data {sizes}, each disk minus its axisymmetric model "
+                "(AxisymmetricResidual) before the embedding; same sizes and training.",
+            ),
+            _seeded_notes(
+                gaps,
+                gap_run_seeds,
+                settings,
+                "gaps only",
+                f"the same sizes and training, on disks whose only signature is a gap {sizes}.",
+            ),
+        ]
+    )
+    write_result(TOPIC, TITLE, rows + residuals + gaps, notes=notes, columns=COLUMNS)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,10 @@ KMeans does not find them (orientation and size dominate the pixel variance). Ev
 ``signature_strength=1`` with all four signatures, the label is hard for any fixed embedding:
 a logistic regression trained on 1000 disks scores about 0.50 on PCA (16 components) and
 0.52 on RadialProfile features, while a small supervised CNN reaches about 0.75. One
-signature type at a time is easier (gaps only: 0.73 and 0.79).
+signature type at a time is easier (gaps only: 0.73 and 0.79). Subtracting each disk's
+axisymmetric model first (``skastro.features.AxisymmetricResidual``) cancels size,
+inclination, profile and rings and leaves spirals, kinks and point sources: on those
+residuals an equivariant autoencoder's 16 latents give a probe accuracy of about 0.75.
 """
 
 
