@@ -787,18 +787,22 @@ class AxisymmetricResidual(_ImageTransformer):
         counts = np.bincount(flat_bin, minlength=size).reshape(n_images, n_bins)
         radius_sums = np.bincount(flat_bin, weights=radius.ravel(), minlength=size)
         radius_sums = radius_sums.reshape(n_images, n_bins)
+        # (C, n, n_bins): the annuli's intensity sums of every channel
+        sums = np.stack(
+            [
+                np.bincount(flat_bin, weights=images[:, channel].ravel(), minlength=size)
+                for channel in range(n_channels)
+            ]
+        ).reshape(n_channels, n_images, n_bins)
         residual = np.empty_like(images)
-        for channel in range(n_channels):
-            sums = np.bincount(flat_bin, weights=images[:, channel].ravel(), minlength=size)
-            sums = sums.reshape(n_images, n_bins)
-            for i in range(n_images):
-                # Annuli with no pixel centre are skipped: interpolation bridges them.
-                filled = counts[i] > 0
-                model = np.interp(
-                    radius[i],
-                    radius_sums[i, filled] / counts[i, filled],
-                    sums[i, filled] / counts[i, filled],
-                )
+        for i in range(n_images):
+            # Annuli with no pixel centre are skipped: interpolation bridges them. The
+            # annuli and their mean radii are the same for every channel.
+            filled = counts[i] > 0
+            centres = radius_sums[i, filled] / counts[i, filled]
+            profiles = sums[:, i, filled] / counts[i, filled]
+            for channel in range(n_channels):
+                model = np.interp(radius[i], centres, profiles[channel])
                 residual[i, channel] = images[i, channel] - model
         return residual
 
