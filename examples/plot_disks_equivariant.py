@@ -140,3 +140,29 @@ for ax, (label, image) in zip(axes, views.items()):
     distance = np.linalg.norm(equivariant.transform(image)[0] - z_disk) / scale
     plot_image(image[0], ax=ax, title=f"{label}\ndistance {distance:.3f}")
 plt.show()
+
+# %%
+# Where the planet signatures are: the residual
+# ---------------------------------------------
+# With all four kinds of signature mixed, size, inclination and brightness profile vary far
+# more than a kink or a faint point source, and every embedding above is near chance on the
+# planet label. :class:`~skastro.features.AxisymmetricResidual` subtracts each disk's own
+# elliptical radial-profile model: what stays is what is not axisymmetric. One held-out disk of
+# each kind (top) and its residual (bottom, all on one colour scale: red above the model, blue
+# below). A gap is axisymmetric, so it largely cancels; on the smooth disk only noise is left.
+# Put it in a Pipeline in front of an embedding (``benchmarks/results/disks.md``, rows
+# "residuals", and the user guide's "Residuals in front of an embedding").
+from skastro.features import AxisymmetricResidual
+
+kinds = test.metadata["signature"].to_numpy()
+shown = [np.flatnonzero(kinds == kind)[0] for kind in np.unique(kinds)]
+residuals = AxisymmetricResidual().fit_transform(test.images[shown])
+fig, axes = plt.subplots(2, len(shown), figsize=(2.4 * len(shown), 5))
+limit = np.abs(residuals).max()
+for column, index in enumerate(shown):
+    plot_image(test.images[index, 0], ax=axes[0, column], title=kinds[index])
+    axes[1, column].imshow(
+        residuals[column, 0], cmap="RdBu_r", vmin=-limit, vmax=limit, origin="lower"
+    )
+    axes[1, column].set(title="residual", xticks=[], yticks=[])
+plt.show()
