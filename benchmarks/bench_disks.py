@@ -30,9 +30,11 @@ ConvAutoencoder has the same channel widths as the equivariant models. Figures:
 Rows "residuals" repeat ARI, silhouette, probe accuracy and stability for PCA,
 ConvAutoencoder and the D8 model on the same disks after
 :class:`~skastro.features.AxisymmetricResidual` (each disk minus its own axisymmetric model;
-see :func:`residual_rows`). Rows "gaps only" repeat ARI, silhouette and probe accuracy on
-disks whose only signature is a gap (see :func:`gap_rows`). In both, the deep models' figures
-are means over three seeds.
+see :func:`residual_rows`), next to a classic baseline on the same residuals
+(DifferenceOfGaussians + BlobCounter, its threshold chosen by cross-validation on the
+training disks), with the probe's accuracy on each signature type in the notes. Rows "gaps
+only" repeat ARI, silhouette and probe accuracy on disks whose only signature is a gap (see
+:func:`gap_rows`). In both, the deep models' figures are means over three seeds.
 
 Run: ``python benchmarks/bench_disks.py [--quick]``.
 """
@@ -51,6 +53,7 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import adjusted_rand_score, silhouette_score
+from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -59,7 +62,12 @@ from _common import Timer, write_result
 
 from skastro import ConvAutoencoder, EquivariantAutoencoder, KFoldEnsemble
 from skastro.datasets import make_disks
-from skastro.features import AxisymmetricResidual, RadialProfile
+from skastro.features import (
+    AxisymmetricResidual,
+    BlobCounter,
+    DifferenceOfGaussians,
+    RadialProfile,
+)
 from skastro.metrics import equivariance_error, ms_ssim
 
 TOPIC = "disks"
@@ -224,10 +232,12 @@ def _reconstruction_scores(name, estimator, X_train, X_test):
     return {"test_mse": mse, "test_ms_ssim": float(ms_ssim(X_test, reconstruction))}
 
 
-def _cluster_and_probe(Z_train, y_train, Z_label, y_label):
+def _cluster_and_probe(Z_train, y_train, Z_label, y_label, signature=None):
     """ARI / silhouette of KMeans(2) and linear-probe accuracy on the label set.
 
-    Returns the scores and the fitted scaler and KMeans (for the stability figure).
+    Given the label set's ``signature`` per disk, also the probe's accuracy on each signature
+    type (``probe_<type>``, ``probe_none`` for the smooth disks). Returns the scores and the
+    fitted scaler and KMeans (for the stability figure).
     """
     scaler = StandardScaler().fit(Z_train)
     kmeans = KMeans(2, n_init=10, random_state=0).fit(scaler.transform(Z_train))
@@ -241,7 +251,11 @@ def _cluster_and_probe(Z_train, y_train, Z_label, y_label):
         ),
     }
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
-    scores["probe_acc"] = probe.fit(Z_train, y_train).score(Z_label, y_label)
+    correct = probe.fit(Z_train, y_train).predict(Z_label) == y_label
+    scores["probe_acc"] = float(correct.mean())
+    if signature is not None:
+        for kind in np.unique(signature):
+            scores[f"probe_{kind}"] = float(correct[signature == kind].mean())
     return scores, scaler, kmeans
 
 
@@ -300,21 +314,30 @@ def run(quick=False):
     return rows
 
 
-def _seeded_rows(settings, dataset, train_images, train_target, label_set, test_images=None):
-    """ARI, silhouette and probe (and stability, given test images) of PCA and the two
-    single autoencoders; the deep models are fitted with each of ``seeds`` (mean in the
-    row; each seed's figures in the second return value)."""
+def _seeded_rows(
+    settings, dataset, train_images, train_target, label_set, test_images=None, extra=None
+):
+    """ARI, silhouette and probe (and stability, given test images) of PCA, the two single
+    autoencoders and the ``extra`` embedders (a dict); the deep models are fitted with each
+    of ``seeds`` (mean in the row; each seed's figures in the second return value)."""
     rows, per_seed = [], {}
-    for name, template in _embedders(settings).items():
-        seeds = (0,) if name == "PCA" else settings["seeds"]
+    signature = label_set.metadata["signature"].to_numpy()
+    for name, template in {**_embedders(settings), **(extra or {})}.items():
+        deep = hasattr(template, "max_epochs")
         runs = []
-        for seed in seeds:
+        for seed in settings["seeds"] if deep else (0,):
             print(f"{name}, {dataset}, seed {seed} ...", flush=True)
-            estimator = clone(template).set_params(random_state=seed)
+            estimator = clone(template)
+            if deep:
+                estimator.set_params(random_state=seed)
             estimator.fit(_flat_if_needed(name, train_images))
             embed = partial(_flat_transform, name, estimator)
             scores, scaler, kmeans = _cluster_and_probe(
-                embed(train_images), train_target, embed(label_set.images), label_set.target
+                embed(train_images),
+                train_target,
+                embed(label_set.images),
+                label_set.target,
+                signature,
             )
             if test_images is not None:
                 labels = kmeans.predict(scaler.transform(embed(test_images[0])))
@@ -357,9 +380,34 @@ def residual_rows(settings):
     label_set.images = residual.fit_transform(label_set.images)
     moved = _rotate_and_flip(test.images, seed=1)
     tests = (residual.transform(test.images), residual.transform(moved))
+    train_images = residual.transform(train.images)
+    blob_name, blobs = _blob_counter(train_images, train.target)
     return _seeded_rows(
-        settings, "residuals", residual.transform(train.images), train.target, label_set, tests
+        settings,
+        "residuals",
+        train_images,
+        train.target,
+        label_set,
+        tests,
+        extra={blob_name: blobs},
     )
+
+
+def _blob_counter(train_images, train_target):
+    """The classic baseline on the residuals: DifferenceOfGaussians, then BlobCounter at k
+    sigma above each image's noise, k chosen by 5-fold cross-validation of the linear probe on
+    the training disks only (the label set is not seen)."""
+    probe = make_pipeline(
+        DifferenceOfGaussians(),
+        BlobCounter(),
+        StandardScaler(),
+        LogisticRegression(max_iter=5000),
+    )
+    grid = {"blobcounter__threshold": [("sigma", k) for k in (2.0, 3.0, 4.0, 5.0)]}
+    search = GridSearchCV(probe, grid, cv=5).fit(train_images, train_target)
+    threshold = search.best_params_["blobcounter__threshold"]
+    name = f"DifferenceOfGaussians + BlobCounter({threshold[1]:g} sigma)"
+    return name, make_pipeline(DifferenceOfGaussians(), BlobCounter(threshold=threshold))
 
 
 def _flat_transform(name, estimator, X):
@@ -417,6 +465,13 @@ def _seeded_notes(rows, per_seed, settings, dataset, description):
             line += f"; stability {seeds(name, 'stability')}"
         lines.append(
             line + f" (PCA: {by_name['PCA']['probe_acc']:.3f} / {by_name['PCA']['ari']:.3f})"
+        )
+    lines.append("- probe accuracy by signature type (the smooth disks are 'none'; means):")
+    for row in rows:
+        kinds = sorted(key for key in row if key.startswith("probe_") and key != "probe_acc")
+        lines.append(
+            f"  - {row['method']}: "
+            + ", ".join(f"{key[len('probe_') :]} {row[key]:.3f}" for key in kinds)
         )
     eq, others = by_name["EquivariantAutoencoder D8"], ("PCA", "ConvAutoencoder")
     for key, label in (("ari", "ARI"), ("probe_acc", "probe accuracy")):
