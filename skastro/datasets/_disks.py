@@ -49,7 +49,9 @@ a logistic regression trained on 1000 disks scores about 0.50 on PCA (16 compone
 signature type at a time is easier (gaps only: 0.73 and 0.79). Subtracting each disk's
 axisymmetric model first (``skastro.features.AxisymmetricResidual``) cancels size,
 inclination, profile and rings and leaves spirals, kinks and point sources: on those
-residuals an equivariant autoencoder's 16 latents give a probe accuracy of about 0.75.
+residuals an equivariant autoencoder's 16 latents give a probe accuracy of about 0.75, and
+blob counts (``DifferenceOfGaussians`` + ``BlobCounter``, which find the point sources)
+about 0.81.
 """
 
 
