@@ -377,10 +377,10 @@ def residual_rows(settings):
     train = _disks(settings, "n_train", 0)
     test = _disks(settings, "n_test", 1)
     label_set = _disks(settings, "n_label", 2)
-    label_set.images = residual.fit_transform(label_set.images)
+    train_images = residual.fit_transform(train.images)
+    label_set.images = residual.transform(label_set.images)
     moved = _rotate_and_flip(test.images, seed=1)
     tests = (residual.transform(test.images), residual.transform(moved))
-    train_images = residual.transform(train.images)
     blob_name, blobs = _blob_counter(train_images, train.target)
     return _seeded_rows(
         settings,

@@ -336,19 +336,11 @@ class RadialProfile(_ImageTransformer):
         n_images, n_channels = images.shape[:2]
         radius = _object_radii(images, self.elliptical)
 
-        # One bincount over the whole batch: image i's annulus k is bin i * n_bins + k.
         n_bins = self.n_bins
         annulus = np.floor(radius * (n_bins / self.max_radius_)).astype(np.int64)
-        inside = annulus < n_bins
-        flat_bin = (annulus + n_bins * np.arange(n_images)[:, None, None])[inside]
-        counts = np.bincount(flat_bin, minlength=n_images * n_bins).reshape(n_images, n_bins)
-        profiles = np.empty((n_images, n_channels, n_bins))
-        for channel in range(n_channels):
-            sums = np.bincount(
-                flat_bin, weights=images[:, channel][inside], minlength=n_images * n_bins
-            )
-            with np.errstate(invalid="ignore", divide="ignore"):
-                profiles[:, channel] = sums.reshape(n_images, n_bins) / counts
+        counts, sums = _annulus_sums(annulus, n_bins, images)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            profiles = sums / counts[:, None, :]
         _fill_empty_annuli(profiles, counts, self.bin_edges_)
 
         if self.normalize:
@@ -401,6 +393,28 @@ def _object_radii(images, elliptical):
     along = d_col * cos + d_row * sin
     across = (d_row * cos - d_col * sin) / ratio[:, None, None]
     return np.sqrt(along**2 + across**2)
+
+
+def _annulus_sums(annulus, n_bins, values):
+    """Pixel counts ``(b, n_bins)`` and value sums ``(b, K, n_bins)`` of each image's annuli.
+
+    ``annulus`` ``(b, H, W)`` holds each pixel's annulus index and ``values`` ``(b, K, H, W)``
+    the values summed per annulus; pixels in annulus ``n_bins`` or beyond are left out. One
+    bincount per value channel covers the whole batch: image i's annulus k is bin
+    ``i * n_bins + k``.
+    """
+    n_images, n_values = values.shape[:2]
+    inside = annulus < n_bins
+    flat_bin = (annulus + n_bins * np.arange(n_images)[:, None, None])[inside]
+    size = n_images * n_bins
+    counts = np.bincount(flat_bin, minlength=size).reshape(n_images, n_bins)
+    sums = np.stack(
+        [
+            np.bincount(flat_bin, weights=values[:, k][inside], minlength=size)
+            for k in range(n_values)
+        ]
+    )
+    return counts, sums.reshape(n_values, n_images, n_bins).transpose(1, 0, 2)
 
 
 def _border_sky(border):
@@ -780,27 +794,17 @@ class AxisymmetricResidual(_ImageTransformer):
         n_images, n_channels = images.shape[:2]
         radius = _object_radii(images, self.elliptical)
         annulus = np.floor(radius / self.bin_width).astype(np.int64)
-        n_bins = int(annulus.max()) + 1
-        # One bincount over the whole batch: image i's annulus k is bin i * n_bins + k.
-        flat_bin = (annulus + n_bins * np.arange(n_images)[:, None, None]).ravel()
-        size = n_images * n_bins
-        counts = np.bincount(flat_bin, minlength=size).reshape(n_images, n_bins)
-        radius_sums = np.bincount(flat_bin, weights=radius.ravel(), minlength=size)
-        radius_sums = radius_sums.reshape(n_images, n_bins)
-        # (C, n, n_bins): the annuli's intensity sums of every channel
-        sums = np.stack(
-            [
-                np.bincount(flat_bin, weights=images[:, channel].ravel(), minlength=size)
-                for channel in range(n_channels)
-            ]
-        ).reshape(n_channels, n_images, n_bins)
+        # the radius rides along as a first "channel": its sums give each annulus' mean radius
+        counts, sums = _annulus_sums(
+            annulus, int(annulus.max()) + 1, np.concatenate([radius[:, None], images], axis=1)
+        )
         residual = np.empty_like(images)
         for i in range(n_images):
             # Annuli with no pixel centre are skipped: interpolation bridges them. The
             # annuli and their mean radii are the same for every channel.
             filled = counts[i] > 0
-            centres = radius_sums[i, filled] / counts[i, filled]
-            profiles = sums[:, i, filled] / counts[i, filled]
+            image_sums = sums[i][:, filled] / counts[i, filled]
+            centres, profiles = image_sums[0], image_sums[1:]
             for channel in range(n_channels):
                 model = np.interp(radius[i], centres, profiles[channel])
                 residual[i, channel] = images[i, channel] - model
