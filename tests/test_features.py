@@ -15,6 +15,7 @@ from skastro.features import (
     DifferenceOfGaussians,
     FourierLaplacian,
     RadialProfile,
+    SoftThreshold,
 )
 
 SIZE = 64
@@ -246,6 +247,49 @@ def test_axisymmetric_residual_finds_planets_that_radial_profiles_miss():
     assert adjusted_rand_score(labels, pipeline.fit_predict(np.stack(images))) == 1.0
 
 
+# ----------------------------------------------------------------------------- SoftThreshold
+def test_soft_threshold_known_answer():
+    # 31 pixels at +1, 31 at -1 and two at +-10: sky (median) 0, MAD 1, noise 1.4826
+    values = np.array([1.0] * 31 + [-1.0] * 31 + [10.0, -10.0])
+    image = np.random.default_rng(0).permutation(values).reshape(1, 8, 8) + 5.0  # sky 5
+    out = SoftThreshold(n_sigma=1.0).fit_transform(image)[0]
+    expected = np.where(np.abs(values) > 5, np.sign(values) * (10.0 - 1.4826), 0.0)
+    np.testing.assert_allclose(np.sort(out.ravel()), np.sort(expected), rtol=1e-6, atol=1e-6)
+    assert np.count_nonzero(out) == 2
+    # n_sigma=0 only subtracts the sky
+    np.testing.assert_allclose(SoftThreshold(0.0).fit_transform(image), image - 5.0, atol=1e-5)
+
+
+def test_soft_threshold_keeps_sources_and_removes_noise_per_image_and_band():
+    rng = np.random.default_rng(2)
+    noise_levels = (0.01, 1.0)  # very different noise in the two bands
+    images = np.stack(
+        [
+            np.stack(
+                [
+                    level * (rng.normal(size=(SIZE, SIZE)) + 8 * _gaussian(1.5))
+                    for level in noise_levels
+                ]
+            )
+            for _ in range(3)
+        ]
+    )
+    out = SoftThreshold(n_sigma=4.0).fit_transform(images)
+    assert out.shape == images.shape
+    for band, level in enumerate(noise_levels):
+        # the source's centre survives in every image, almost all noise pixels do not
+        assert np.all(out[:, band, 32, 32] > 2 * level)
+        far = np.hypot(*_offsets()) > 8
+        assert np.mean(out[:, band][:, far] != 0) < 1e-3
+    # equivariant under rotations and flips, and each image is thresholded on its own
+    threshold = SoftThreshold(n_sigma=4.0).fit(images)
+    np.testing.assert_allclose(
+        threshold.transform(np.rot90(images, axes=(2, 3))), np.rot90(out, axes=(2, 3)), atol=1e-6
+    )
+    np.testing.assert_allclose(threshold.transform(images[:, :, ::-1]), out[:, :, ::-1])
+    np.testing.assert_allclose(threshold.transform(images[1:]), out[1:])
+
+
 # ----------------------------------------------------------------------------- DoG
 def test_dog_of_flat_image_is_zero():
     out = DifferenceOfGaussians().fit_transform(np.full((2, SIZE, SIZE), 7.0))
@@ -292,7 +336,13 @@ def test_fourier_laplacian_of_gaussian_matches_analytic_log():
 
 # ----------------------------------------------------------------------------- layouts, dtypes
 @pytest.mark.parametrize(
-    "filter_", [DifferenceOfGaussians(), FourierLaplacian(sigma=1.0), AxisymmetricResidual()]
+    "filter_",
+    [
+        DifferenceOfGaussians(),
+        FourierLaplacian(sigma=1.0),
+        AxisymmetricResidual(),
+        SoftThreshold(0.5),
+    ],
 )
 def test_image_filters_round_trip_layouts(filter_):
     rng = np.random.default_rng(0)
@@ -450,6 +500,7 @@ def test_shape_errors_and_unfitted_use():
         RadialProfile(n_bins=0),
         FourierLaplacian(sigma=-1.0),
         AxisymmetricResidual(bin_width=0.0),
+        SoftThreshold(n_sigma=-1.0),
     ],
 )
 def test_invalid_parameters_raise_in_fit(estimator):
@@ -464,6 +515,7 @@ def _default_estimators():
         DifferenceOfGaussians(),
         FourierLaplacian(),
         AxisymmetricResidual(),
+        SoftThreshold(),
         BlobCounter(),
     ]
 
@@ -477,6 +529,7 @@ def _row_image_estimators():
         DifferenceOfGaussians(**row),
         FourierLaplacian(sigma=1.0, **row),
         AxisymmetricResidual(**row),
+        SoftThreshold(**row),
         BlobCounter(**row),
         BlobCounter(threshold=("sigma", 1.0), min_area=1, **row),
     ]

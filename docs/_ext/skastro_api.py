@@ -73,6 +73,7 @@ SECTIONS = [
             "DifferenceOfGaussians",
             "FourierLaplacian",
             "AxisymmetricResidual",
+            "SoftThreshold",
             "BlobCounter",
         ],
     ),
