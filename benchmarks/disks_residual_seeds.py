@@ -5,7 +5,9 @@ ConvAutoencoder on the residuals differ by less than the spread between those se
 script fits both with further seeds, on the bench's data and settings, and prints one
 markdown row per seed (PCA, which has no seed, is left out).
 
-Run: ``python benchmarks/disks_residual_seeds.py --seeds 3-7``.
+Run: ``python benchmarks/disks_residual_seeds.py --seeds 3-7 [--n-sigma 3]`` (with
+``--n-sigma``, the rows "residuals, soft-thresholded": each residual also goes through
+:class:`~skastro.features.SoftThreshold`).
 """
 
 import argparse
@@ -28,9 +30,10 @@ def _seeds(text):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=_seeds, default=(3, 4, 5, 6, 7))
+    parser.add_argument("--n-sigma", type=float, default=None, help="soft-threshold residuals")
     args = parser.parse_args(argv)
     settings = dict(bench_disks._settings(quick=False), seeds=args.seeds)
-    _, per_seed = bench_disks.residual_rows(settings)
+    _, per_seed = bench_disks.residual_rows(settings, n_sigma=args.n_sigma)
     names = ("EquivariantAutoencoder D8", "ConvAutoencoder")
     print("| seed | D8 probe | conv probe | D8 ARI | conv ARI | D8 stability | conv stability |")
     print("|---|---|---|---|---|---|---|")
