@@ -148,21 +148,30 @@ plt.show()
 # more than a kink or a faint point source, and every embedding above is near chance on the
 # planet label. :class:`~skastro.features.AxisymmetricResidual` subtracts each disk's own
 # elliptical radial-profile model: what stays is what is not axisymmetric. One held-out disk of
-# each kind (top) and its residual (bottom, all on one colour scale: red above the model, blue
+# each kind (top) and its residual (middle, all on one colour scale: red above the model, blue
 # below). A gap is axisymmetric, so it largely cancels; on the smooth disk only noise is left.
-# Put it in a Pipeline in front of an embedding (``benchmarks/results/disks.md``, rows
-# "residuals", and the user guide's "Residuals in front of an embedding").
-from skastro.features import AxisymmetricResidual
+# :class:`~skastro.features.SoftThreshold` (bottom) then keeps only what stands 3 times above
+# each residual's own noise: the point source, the arms and the kink, not the noise. Put both
+# in a Pipeline in front of an embedding (``benchmarks/results/disks.md``, rows "residuals"
+# and "residuals, soft-thresholded", and the user guide's "Residuals in front of an
+# embedding"): on the thresholded residuals the autoencoders find the point sources too.
+from skastro.features import AxisymmetricResidual, SoftThreshold
 
 kinds = test.metadata["signature"].to_numpy()
 shown = [np.flatnonzero(kinds == kind)[0] for kind in np.unique(kinds)]
 residuals = AxisymmetricResidual().fit_transform(test.images[shown])
-fig, axes = plt.subplots(2, len(shown), figsize=(2.4 * len(shown), 5))
+thresholded = make_pipeline(AxisymmetricResidual(), SoftThreshold(3.0)).fit_transform(
+    test.images[shown]
+)
+fig, axes = plt.subplots(3, len(shown), figsize=(2.4 * len(shown), 7.4))
 limit = np.abs(residuals).max()
 for column, index in enumerate(shown):
     plot_image(test.images[index, 0], ax=axes[0, column], title=kinds[index])
-    axes[1, column].imshow(
-        residuals[column, 0], cmap="RdBu_r", vmin=-limit, vmax=limit, origin="lower"
-    )
-    axes[1, column].set(title="residual", xticks=[], yticks=[])
+    for row, (title, values) in enumerate(
+        [("residual", residuals), ("thresholded at 3 sigma", thresholded)], start=1
+    ):
+        axes[row, column].imshow(
+            values[column, 0], cmap="RdBu_r", vmin=-limit, vmax=limit, origin="lower"
+        )
+        axes[row, column].set(title=title, xticks=[], yticks=[])
 plt.show()

@@ -51,7 +51,8 @@ axisymmetric model first (``skastro.features.AxisymmetricResidual``) cancels siz
 inclination, profile and rings and leaves spirals, kinks and point sources: on those
 residuals an equivariant autoencoder's 16 latents give a probe accuracy of about 0.75, and
 blob counts (``DifferenceOfGaussians`` + ``BlobCounter``, which find the point sources)
-about 0.81.
+about 0.81. Soft-thresholding the residuals at 3 sigma (``SoftThreshold``) before the
+autoencoder lifts it to about 0.79 (0.76 for a plain convolutional autoencoder).
 """
 
 
