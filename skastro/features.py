@@ -867,6 +867,10 @@ class SoftThreshold(_ImageTransformer):
     an image whose pixels are mostly one value (MAD zero) is passed on minus its median.
     The rule is the same for every rotation of an image: it keeps rotation equivariance.
 
+    The noise is measured on the whole image, so pixels that hold no data lower it: the
+    zero-filled corners of a cutout rotated by 45 degrees (a sixth of its pixels) make the
+    threshold let more noise through. Crop such cutouts, or fill the corners with sky.
+
     Parameters
     ----------
     n_sigma : float, default=3.0
