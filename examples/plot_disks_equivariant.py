@@ -168,7 +168,7 @@ limit = np.abs(residuals).max()
 for column, index in enumerate(shown):
     plot_image(test.images[index, 0], ax=axes[0, column], title=kinds[index])
     for row, (title, values) in enumerate(
-        [("residual", residuals), ("thresholded at 3 sigma", thresholded)], start=1
+        [("residual", residuals), ("thresholded", thresholded)], start=1
     ):
         axes[row, column].imshow(
             values[column, 0], cmap="RdBu_r", vmin=-limit, vmax=limit, origin="lower"
