@@ -35,14 +35,16 @@ def main(argv=None):
     settings = dict(bench_disks._settings(quick=False), seeds=args.seeds)
     _, per_seed = bench_disks.residual_rows(settings, n_sigma=args.n_sigma)
     names = ("EquivariantAutoencoder D8", "ConvAutoencoder")
-    print("| seed | D8 probe | conv probe | D8 ARI | conv ARI | D8 stability | conv stability |")
-    print("|---|---|---|---|---|---|---|")
+    keys = ("probe_acc", "ari", "stability", "stability_reflect")
+    print(
+        "| seed | D8 probe | conv probe | D8 ARI | conv ARI | D8 stability | conv stability "
+        "| D8 stability, reflected | conv stability, reflected |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for i, seed in enumerate(args.seeds):
-        cells = [
-            per_seed[name][i][key] for key in ("probe_acc", "ari", "stability") for name in names
-        ]
+        cells = [per_seed[name][i][key] for key in keys for name in names]
         print(f"| {seed} | " + " | ".join(f"{value:.3f}" for value in cells) + " |")
-    for key in ("probe_acc", "ari", "stability"):
+    for key in keys:
         means = [np.mean([run[key] for run in per_seed[name]]) for name in names]
         print(f"mean {key}: D8 {means[0]:.3f}, conv {means[1]:.3f}")
 
