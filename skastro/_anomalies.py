@@ -108,7 +108,7 @@ def make_anomalies(images, n_per_kind=50, *, kinds=ANOMALY_KINDS, noise_sigma=0.
     >>> normal = np.zeros((4, 2, 16, 16), dtype=np.float32)
     >>> normal[:, :, 8, 8] = 1.0
     >>> anomalies = make_anomalies(normal, 2)
-    >>> anomalies.images.shape, sorted(set(anomalies.kind))[0]
+    >>> anomalies.images.shape, str(sorted(set(anomalies.kind))[0])
     ((8, 2, 16, 16), 'blank_frame')
     """
     rng = np.random.default_rng(random_state)

@@ -13,24 +13,28 @@ from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted, validate_dat
 __all__ = ["ImageScaler"]
 
 
+# Normalisations are Python floats (math.*): under numpy 2's promotion rules (NEP 50) a numpy
+# float64 scalar would turn float32 images into float64.
 def _stretch(u, stretch, softening):
+    softening = float(softening)
     if stretch == "linear":
         return u
     if stretch == "sqrt":
         return np.sqrt(u)
     if stretch == "asinh":
-        return np.arcsinh(u / softening) / np.arcsinh(1.0 / softening)
-    return np.log1p(u / softening) / np.log1p(1.0 / softening)
+        return np.arcsinh(u / softening) / math.asinh(1.0 / softening)
+    return np.log1p(u / softening) / math.log1p(1.0 / softening)
 
 
 def _unstretch(y, stretch, softening):
+    softening = float(softening)
     if stretch == "linear":
         return y
     if stretch == "sqrt":
         return y * y
     if stretch == "asinh":
-        return softening * np.sinh(y * np.arcsinh(1.0 / softening))
-    return softening * np.expm1(y * np.log1p(1.0 / softening))
+        return softening * np.sinh(y * math.asinh(1.0 / softening))
+    return softening * np.expm1(y * math.log1p(1.0 / softening))
 
 
 def _limits(values, percentile):

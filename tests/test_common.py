@@ -8,7 +8,7 @@ the suite until it is removed from the list.
 import importlib
 
 import pytest
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from _sklearn_checks import parametrize_with_checks
 
 import skastro
 from skastro._testing import EXPECTED_FAILED_CHECKS, TINY_SETTINGS

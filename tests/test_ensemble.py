@@ -4,9 +4,9 @@ import pickle
 
 import numpy as np
 import pytest
+from _sklearn_checks import parametrize_with_checks
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import PCA
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.validation import check_random_state, validate_data
 
 from skastro import ConvAutoencoder, EquivariantAutoencoder, KFoldEnsemble

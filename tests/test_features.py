@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from _sklearn_checks import parametrize_with_checks
 from sklearn.cluster import KMeans
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import adjusted_rand_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skastro.features import (
     AxisymmetricResidual,

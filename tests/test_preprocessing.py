@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from _sklearn_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 from skastro.preprocessing import ImageScaler

@@ -90,7 +90,7 @@ def open_data(path, *, key="images", id_key=None, skip_bad=False, report=None):
     >>> path = os.path.join(tempfile.mkdtemp(), "images.npy")
     >>> np.save(path, np.zeros((5, 8, 8), dtype=np.float32))
     >>> data = open_data(path)
-    >>> data.kind, data.images.shape, list(data.ids[:2])
+    >>> data.kind, data.images.shape, data.ids[:2].tolist()
     ('npy', (5, 8, 8), [0, 1])
     """
     from sklearn.utils import Bunch

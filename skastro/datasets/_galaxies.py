@@ -107,7 +107,7 @@ def make_galaxies(
     >>> galaxies = make_galaxies(8, image_size=32, random_state=0)
     >>> galaxies.images.shape, galaxies.masks.shape
     ((8, 1, 32, 32), (8, 32, 32))
-    >>> list(galaxies.target_names)
+    >>> galaxies.target_names.tolist()
     ['elliptical', 'spiral', 'edge_on', 'irregular']
     >>> bool(galaxies.images.max() <= 1.0)
     True

@@ -237,7 +237,7 @@ def load_hdf5(path, key="images", *, label_key=None, id_key=None, channels_last=
     ...     _ = f.create_dataset("images", data=np.zeros((10, 3, 16, 16), dtype="u1"))
     ...     _ = f.create_dataset("labels", data=np.array([b"spiral", b"elliptical"] * 5))
     >>> data = load_hdf5(path, label_key="labels")
-    >>> data.images.shape, data.target[:2].tolist(), list(data.target_names)
+    >>> data.images.shape, data.target[:2].tolist(), data.target_names.tolist()
     ((10, 3, 16, 16), [1, 0], ['elliptical', 'spiral'])
     >>> data.images[2:4].shape
     (2, 3, 16, 16)

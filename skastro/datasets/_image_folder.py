@@ -58,7 +58,7 @@ def load_image_folder(path, *, labels_from_subfolders=False, grayscale=False, sk
     ...         pixels = np.full((16, 16), 255 * i, dtype=np.uint8)
     ...         Image.fromarray(pixels).save(os.path.join(root, label, f"{i}.png"))
     >>> data = load_image_folder(root, labels_from_subfolders=True)
-    >>> data.images.shape, data.target.tolist(), list(data.target_names)
+    >>> data.images.shape, data.target.tolist(), data.target_names.tolist()
     ((4, 1, 16, 16), [0, 0, 1, 1], ['elliptical', 'spiral'])
     """
     if labels_from_subfolders:

@@ -124,7 +124,7 @@ def make_star_galaxy(
     >>> data = make_star_galaxy(6, image_size=32, random_state=0)
     >>> data.images.shape, data.masks.shape
     ((6, 5, 32, 32), (6, 32, 32))
-    >>> list(data.target_names), int(data.target.sum())
+    >>> data.target_names.tolist(), int(data.target.sum())
     (['STAR', 'GALAXY'], 3)
     """
     n_samples = check_int(n_samples, "n_samples")

@@ -14,9 +14,12 @@ from skastro.losses_equivariant import (
     invariance_loss,
     variance_loss,
 )
-from skastro.nn.equivariant import GROUPS, EquivariantAutoencoderModule
 
-__all__ = ["EquivariantAutoencoder"]
+__all__ = ["GROUPS", "EquivariantAutoencoder"]
+
+# The symmetry groups offered: "trivial" (an ordinary CNN with the same layout), rotations by
+# 360/N degrees (C<N>) and rotations and flips (D<N>).
+GROUPS = ("trivial", "C4", "C8", "D4", "D8", "D16")
 
 # MS-SSIM compares the images at up to four scales; below this size there is only one.
 _MS_SSIM_MIN_SIZE = 16
@@ -298,6 +301,11 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
 
     # ------------------------------------------------------------------ hooks
     def _build_module(self, image_shape):
+        # escnn is imported here, not with the class: it is installed in a separate step
+        # (skastro._escnn), and the class must stay importable, clonable and loadable by name
+        # without it; a missing escnn is then an ImportError that gives the install command.
+        from skastro.nn.equivariant import EquivariantAutoencoderModule
+
         return EquivariantAutoencoderModule(
             image_shape,
             group=self.group,

@@ -35,15 +35,12 @@ from torch import nn
 from skastro._escnn import escnn_nn, gspaces
 
 __all__ = [
-    "GROUPS",
     "BlurPool",
     "EquivariantAutoencoderModule",
     "ExportedAutoencoder",
     "build_blocks",
     "make_gspace",
 ]
-
-GROUPS = ("trivial", "C4", "C8", "D4", "D8", "D16")
 
 _TEMPLATE_CACHE_SIZE = 8
 _templates = collections.OrderedDict()
@@ -56,7 +53,7 @@ def make_gspace(group):
     Parameters
     ----------
     group : str
-        One of :data:`GROUPS` (other ``C<N>``/``D<N>`` with ``N >= 1`` work too).
+        ``"trivial"``, ``"C<N>"`` or ``"D<N>"`` with ``N >= 1``.
 
     Returns
     -------
