@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, Timer, machine_line, markdown_table
 
 from skastro import ContrastiveDenoiser, ConvAutoencoder
-from skastro.augment_denoising import add_noise
+from skastro.augment import add_noise
 from skastro.datasets import load_hubble_cutouts, make_galaxies
 from skastro.masks import foreground_mask
 from skastro.metrics import ssim

@@ -74,7 +74,7 @@ from skastro import (
     VariationalAutoencoder,
 )
 from skastro.datasets import make_star_galaxy
-from skastro.faint_calibration import FaintCalibratedClassifier
+from skastro.meta import FaintCalibratedClassifier
 from skastro.nn.residual import ResidualEncoder
 from skastro.photometry import aperture_snr, flux_fractions, sky_noise
 

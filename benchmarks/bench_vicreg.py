@@ -38,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Timer, write_result
 
 from skastro import KNNOutlierDetector, VICRegEmbedder
-from skastro._anomalies import ANOMALY_KINDS, make_anomalies
+from skastro.datasets import ANOMALY_KINDS, make_anomalies
 from skastro.datasets import make_galaxies
-from skastro.losses_vicreg import rankme
+from skastro.losses import rankme
 
 TITLE = "VICReg: self-supervised embedding, clustering and anomalies on make_galaxies"
 NOISE_SIGMA = 0.02

@@ -5,7 +5,7 @@ fresh-seed figures written by hand in ``results/star_galaxy.md``.
 
 Why: the bench table's recipe (input, widths, epochs, batch) was tuned while looking at seeds
 0-9. Seeds never looked at tell how a user's single run will do. Each seed fits one
-:class:`~skastro.faint_calibration.FaintCalibratedClassifier` exactly as the bench row does,
+:class:`~skastro.meta.FaintCalibratedClassifier` exactly as the bench row does,
 and scores the test images twice: with its fitted CondVAEClassifier alone ("plain", the
 same model as the bench's plain Wasserstein row) and with the calibration of faint images.
 

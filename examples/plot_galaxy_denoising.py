@@ -33,7 +33,7 @@ from torch.optim.lr_scheduler import CosineAnnealingLR
 from umap import UMAP
 
 from skastro import ContrastiveDenoiser
-from skastro.augment_denoising import add_noise
+from skastro.augment import add_noise
 from skastro.datasets import make_galaxies
 from skastro.metrics import ssim
 from skastro.plotting import plot_cluster_examples, plot_embedding, plot_history, plot_image

@@ -324,3 +324,16 @@ def check_positive_int(value, name, minimum=1):
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_widths(widths, name="widths"):
+    """Raise a clear error unless ``widths`` is a non-empty sequence of positive ints.
+
+    Examples
+    --------
+    >>> check_widths((8, 16))
+    (8, 16)
+    """
+    if len(widths) == 0 or any(int(w) < 1 for w in widths):
+        raise ValueError(f"{name} must be a non-empty tuple of positive ints: {widths}")
+    return tuple(int(w) for w in widths)

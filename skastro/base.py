@@ -9,18 +9,28 @@ A new estimator is mostly its torch module, its loss and its defaults. It subcla
 :class:`DeepEstimator` and implements three hooks:
 
 ``_build_module(image_shape)``
-    Return the torch module (called once per fit under the seeded RNG).
-``_compute_loss(module, X, training)``
-    Return a dict of scalar tensors: ``"loss"`` (the total that is minimised) and one entry per
-    loss term named ``"loss_<term>"``, each logged per epoch in ``history_``.
+    Return the torch module (called under the seeded RNG, by :meth:`_initialize_net`, both
+    when fitting and when loading a saved model).
+``_compute_loss(module, X, training, **inputs)``
+    Return ``weighted_sum(terms, weights)`` (:func:`skastro.losses.weighted_sum`): the total
+    that is minimised under ``"loss"`` and each term under ``"loss_<term>"``, each logged per
+    epoch in ``history_``. ``inputs`` are extra per-batch tensors that the estimator's own
+    :meth:`_training_terms` passes on (the denoiser's targets and masks); the base passes none.
 ``_encode(module, X)``
     Return the ``(b, n_components)`` representation used by :meth:`DeepEstimator.transform`.
 
 ``X`` in these hooks is a float32 tensor ``(b, C, H, W)`` on the estimator's device, already
 standardised per channel with the training images' statistics (see :meth:`_to_net`).
+
+Optional hooks, each with a no-op default: ``_check_params(data)`` (parameters that depend on
+the data; call ``super()`` so the shared checks run), ``_augment(X)`` (training views),
+``_training_terms(module, X, training, index)`` (when a method needs the raw batch, e.g. to
+add photon noise), ``_on_net_initialized(net, data)`` (helper models before training),
+``_check_y(X, y)`` (labels that only *name* an unsupervised output) and ``_after_fit(X, y)``
+(fitted state computed from the trained network, after both ``fit`` and ``partial_fit``),
+and ``_fitted_state`` / ``_restore_fitted_state`` (extra fitted state in saved models).
 """
 
-import contextlib
 import copy
 import numbers
 import sys
@@ -32,264 +42,18 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
-from skorch import NeuralNet
-from skorch.callbacks import Callback, ProgressBar
-from skorch.dataset import unpack_data
+from skorch.callbacks import ProgressBar
+from skorch.history import History
 
-from skastro._validation import NAN_POLICIES, check_images
-from skastro.exceptions import NonFiniteLossError
+from skastro._device import resolve_device, seeded
+from skastro._net import SkastroNet
+from skastro._validation import NAN_POLICIES, check_images, check_widths
+from skastro.exceptions import ModelFormatError
 
 __all__ = ["AutoencoderMixin", "DeepEstimator", "resolve_device", "seeded"]
 
 # Images used to estimate the per-channel statistics; enough for 4 significant digits.
 _STATS_MAX_IMAGES = 4096
-
-
-def resolve_device(device):
-    """Map ``"auto"`` to ``"cuda"`` when a GPU is available, else ``"cpu"``; check the rest.
-
-    Parameters
-    ----------
-    device : str or torch.device
-        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
-
-    Returns
-    -------
-    device : str
-
-    Examples
-    --------
-    >>> resolve_device("cpu")
-    'cpu'
-    """
-    if device is None or device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    device = str(device)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} was requested but PyTorch sees no CUDA GPU "
-            f"(torch {torch.__version__}); use device='cpu' or device='auto'."
-        )
-    try:
-        torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from exc
-    return device
-
-
-@contextlib.contextmanager
-def seeded(seed, device="cpu"):
-    """Run a block with torch's RNG seeded, leaving the caller's global RNG state untouched.
-
-    Everything inside that draws from torch's default generator (weight initialisation,
-    augmentation, dropout, sampling) is then reproducible, and the user's own random streams
-    are not disturbed by fitting an estimator. On a GPU, cuDNN is also switched to its
-    deterministic algorithms for the block (and PyTorch warns about any operation that has no
-    deterministic implementation), so the same seed gives the same result there too.
-
-    Examples
-    --------
-    >>> with seeded(0):
-    ...     a = torch.rand(2)
-    >>> with seeded(0):
-    ...     b = torch.rand(2)
-    >>> bool((a == b).all())
-    True
-    """
-    devices = []
-    on_gpu = str(device).startswith("cuda") and torch.cuda.is_available()
-    if on_gpu:
-        devices = [torch.device(device).index or 0]
-    saved = (
-        torch.backends.cudnn.deterministic,
-        torch.backends.cudnn.benchmark,
-        torch.are_deterministic_algorithms_enabled(),
-        torch.is_deterministic_algorithms_warn_only_enabled(),
-    )
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(int(seed))
-        if on_gpu:
-            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-            torch.use_deterministic_algorithms(True, warn_only=True)
-        try:
-            yield
-        finally:
-            if on_gpu:
-                torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[:2]
-                torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
-
-
-class _EpochBatches:
-    """Iterate over an :class:`ImageBatches` in mini-batches, like a DataLoader but by slicing.
-
-    Fancy-indexing a whole batch at once avoids the per-sample ``__getitem__`` and collate of a
-    :class:`torch.utils.data.DataLoader`, which dominates training time for small images.
-    """
-
-    def __init__(self, data, batch_size, shuffle, drop_last, rng, device_cache=None):
-        self.data = data
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.drop_last = drop_last
-        self.rng = rng
-        self.device_cache = device_cache
-
-    def __len__(self):
-        n = len(self.data)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def __iter__(self):
-        n = len(self.data)
-        order = self.rng.permutation(n) if self.shuffle else None
-        for start in range(0, n, self.batch_size):
-            stop = min(start + self.batch_size, n)
-            if self.drop_last and stop - start < self.batch_size:
-                break
-            index = order[start:stop] if order is not None else np.arange(start, stop)
-            index_tensor = torch.from_numpy(index)
-            if self.device_cache is not None:
-                batch = self.device_cache[index_tensor.to(self.device_cache.device)]
-            else:
-                batch = torch.from_numpy(self.data.read(index))
-            # the dataset positions travel as "y" so loss hooks can look up per-image data
-            yield batch, index_tensor
-
-
-class _LogLossTerms(Callback):
-    """Average every per-batch loss term over the epoch and record it in the epoch row.
-
-    Terms are recorded per batch by :meth:`_SkastroNet.train_step_single`; skorch averages
-    only ``train_loss`` itself, so this puts ``loss_mse``, ``loss_ssim``, ... next to it.
-    """
-
-    _SKORCH_KEYS = ("train_", "valid_")
-
-    def on_epoch_end(self, net, **kwargs):
-        batches = net.history[-1]["batches"]
-        totals, weights = {}, {}
-        for row in batches:
-            size = row.get("train_batch_size")
-            if size is None:
-                continue
-            for key, value in row.items():
-                if key.startswith(self._SKORCH_KEYS):
-                    continue
-                totals[key] = totals.get(key, 0.0) + value * size
-                weights[key] = weights.get(key, 0) + size
-        for key, total in totals.items():
-            net.history.record(key, total / weights[key])
-
-
-class _SkastroNet(NeuralNet):
-    """The skorch net behind every skastro estimator.
-
-    It only overrides skorch's documented hooks: the iterator (batches by slicing, seeded
-    shuffling), the training/validation steps (the estimator computes named loss terms, and a
-    non-finite loss stops training) and the default callbacks (loss terms are averaged per
-    epoch before the epoch table is printed).
-    """
-
-    def __init__(self, *args, plan=None, drop_last=False, shuffle_seed=0, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.plan = plan
-        self.drop_last = drop_last
-        self.shuffle_seed = shuffle_seed
-
-    def get_default_callbacks(self):
-        callbacks = list(super().get_default_callbacks())
-        names = [name for name, _ in callbacks]
-        position = names.index("print_log") if "print_log" in names else len(callbacks)
-        callbacks.insert(position, ("loss_terms", _LogLossTerms()))
-        return callbacks
-
-    def initialize(self):
-        super().initialize()
-        self.shuffle_rng_ = np.random.default_rng(self.shuffle_seed)
-        self.interrupted_ = False
-        return self
-
-    def get_dataset(self, X, y=None):
-        # skastro hands skorch an already validated ImageBatches; use it as it is.
-        return X
-
-    def _device_cache(self, dataset):
-        """The training images as one tensor on the GPU, when they are in memory and fit.
-
-        Copying each batch from host memory costs a GPU a quarter of its training speed on
-        small images; in-memory data sets that take under a quarter of the free GPU memory are
-        copied once per fit instead. Lazily loaded data (memmaps, HDF5) stay on the host.
-        """
-        if not str(self.device).startswith("cuda") or not isinstance(dataset.X, np.ndarray):
-            return None
-        if isinstance(dataset.X, np.memmap):
-            return None
-        nbytes = len(dataset) * 4 * int(np.prod(dataset.image_shape))
-        free, _ = torch.cuda.mem_get_info(torch.device(self.device))
-        if nbytes > free // 4:
-            return None
-        if getattr(self, "_cached_for_", None) is not dataset:
-            self._cached_for_ = dataset
-            self.cache_ = torch.from_numpy(dataset.read(slice(None))).to(self.device)
-        return self.cache_
-
-    def get_iterator(self, dataset, training=False):
-        batch_size = min(self.batch_size, len(dataset))
-        if training:
-            return _EpochBatches(
-                dataset,
-                batch_size,
-                shuffle=True,
-                drop_last=self.drop_last,
-                rng=self.shuffle_rng_,
-                device_cache=self._device_cache(dataset),
-            )
-        return _EpochBatches(dataset, batch_size, shuffle=False, drop_last=False, rng=None)
-
-    def check_data(self, X, y=None):
-        pass  # validated by the estimator before training starts
-
-    def _loss_terms(self, batch, training):
-        Xi, index = unpack_data(batch)
-        Xi = Xi.to(self.device, non_blocking=True)
-        index = None if index is None else index.numpy()
-        terms = self.plan._training_terms(self.module_, Xi, training=training, index=index)
-        loss = terms["loss"]
-        if not torch.isfinite(loss):
-            epoch = len(self.history)
-            details = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
-            raise NonFiniteLossError(
-                f"the training loss became {float(loss.detach())} at epoch {epoch} ({details}). "
-                "Training was stopped and the estimator left unfitted. Try a lower lr, "
-                "check the input scaling (e.g. ImageScaler), or lower the loss weights."
-            )
-        return terms
-
-    def train_step_single(self, batch, **fit_params):
-        self._set_training(True)
-        terms = self._loss_terms(batch, training=True)
-        terms["loss"].backward()
-        names = [key for key in terms if key != "loss"]
-        if names:
-            # one device-to-host copy for all terms, not one synchronisation per term
-            values = torch.stack([terms[k].detach().float().reshape(()) for k in names]).tolist()
-            for key, value in zip(names, values):
-                self.history.record_batch(key, value)
-        return {"loss": terms["loss"], "y_pred": None}
-
-    def validation_step(self, batch, **fit_params):
-        self._set_training(False)
-        with torch.no_grad():
-            terms = self._loss_terms(batch, training=False)
-        return {"loss": terms["loss"], "y_pred": None}
-
-    def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        # skorch swallows KeyboardInterrupt in partial_fit and returns normally; remember it so
-        # the estimator (and the command line) can tell an interrupted fit from a finished one.
-        try:
-            return super().fit_loop(X, y, epochs=epochs, **fit_params)
-        except KeyboardInterrupt:
-            self.interrupted_ = True
-            raise
 
 
 class DeepEstimator(TransformerMixin, BaseEstimator):
@@ -320,6 +84,9 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
     # Set True by estimators whose loss needs full batches (e.g. a covariance term).
     _drop_last = False
 
+    # Parameters holding the channel widths of a network: each is checked by _check_params.
+    _width_parameters = ("widths",)
+
     # ------------------------------------------------------------------ hooks for subclasses
     # The three hooks below are abstract by design: every estimator defines them (see
     # CONTRIBUTING.md); the base class only says which one is missing.
@@ -327,8 +94,8 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
         """Return the torch module for images of shape ``(C, H, W)``."""
         raise NotImplementedError(f"{type(self).__name__} must define _build_module(image_shape)")
 
-    def _compute_loss(self, module, X, training):  # pragma: no cover - abstract
-        """Return ``{"loss": total, term_name: value, ...}`` for a standardised batch ``X``."""
+    def _compute_loss(self, module, X, training, **inputs):  # pragma: no cover - abstract
+        """Return ``{"loss": total, "loss_<term>": value, ...}`` for a standardised batch."""
         raise NotImplementedError(
             f"{type(self).__name__} must define _compute_loss(module, X, training)"
         )
@@ -353,12 +120,32 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
         ``X`` is the raw float32 batch on the device; ``index`` holds the positions of its
         images in the training data (None outside training), for losses that need per-image
         information such as precomputed neighbours. Override this (rather than
-        ``_compute_loss``) when a method needs the raw images, e.g. to add photon noise.
+        ``_compute_loss``) when a method needs the raw images, e.g. to add photon noise, and
+        pass what the loss needs besides the network's input as keyword ``inputs``.
         """
         X = self._to_net(X)
         if training and self.augment:
             X = self._augment(X)
         return self._compute_loss(module, X, training)
+
+    def _check_params(self, data):
+        """Check parameters once the data's shape is known; subclasses call ``super()`` first."""
+        for name in self._width_parameters:
+            check_widths(getattr(self, name), name)
+
+    def _on_net_initialized(self, net, data):
+        """Hook run once the net exists, before training (e.g. to fit helper models)."""
+
+    def _check_y(self, X, y):
+        """Validate ``y`` given to ``fit``; the default ignores it (unsupervised training)."""
+        return None
+
+    def _after_fit(self, X, y):
+        """Fitted state computed from the trained network, after ``fit`` and ``partial_fit``.
+
+        ``y`` is what :meth:`_check_y` returned. An exception here fails the fit: a new fit
+        leaves the estimator unfitted, as every failed fit does.
+        """
 
     # ------------------------------------------------------------------ input scaling
     def _fit_input_stats(self, data):
@@ -420,9 +207,6 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
             data.fill_values = self.channel_mean_
         return data
 
-    def _check_params(self, data):
-        """Subclasses validate parameters that depend on the data here (after shapes are known)."""
-
     # ------------------------------------------------------------------ fitting
     def _net_callbacks(self):
         callbacks = list(self.callbacks or [])
@@ -430,10 +214,17 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
             callbacks.append(("progress_bar", ProgressBar()))
         return callbacks
 
-    def _make_net(self, module, seed):
+    def _initialize_net(self, image_shape):
+        """Build the module and the initialised skorch net for images of ``image_shape``.
+
+        The one way a network comes to exist, used by :meth:`fit` and when a saved model is
+        loaded (:meth:`_restore_network`), so both build exactly the same network. Call it
+        under :func:`seeded` with ``self._seed_``: it draws the initial weights.
+        """
+        module = self._build_module(tuple(image_shape))
         callbacks = self._net_callbacks()
         self._callbacks_param_ = self.callbacks
-        return _SkastroNet(
+        net = SkastroNet(
             module=module,
             criterion=torch.nn.Identity,  # the loss lives in _compute_loss
             optimizer=torch.optim.AdamW,
@@ -447,8 +238,12 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
             verbose=int(self.verbose),
             plan=self,
             drop_last=self._drop_last,
-            shuffle_seed=seed,
+            shuffle_seed=self._seed_,
         )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*pass an initialized.*")
+            net.initialize()
+        return net
 
     def fit(self, X, y=None):
         """Train the network on images ``X``.
@@ -468,9 +263,10 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
             The fitted estimator.
         """
         self._validate_params()
+        y = self._check_y(X, y)
         if self.warm_start and self._is_fitted():
-            return self.partial_fit(X, y)
-        return self._fit_new(X, epochs=None)
+            return self._continue_training(X, y, epochs=None)
+        return self._fit_new(X, y, epochs=None)
 
     def partial_fit(self, X, y=None, epochs=None):
         """Continue training without re-initialising the network (skorch semantics).
@@ -494,7 +290,10 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
         """
         if not self._is_fitted():
             self._validate_params()
-            return self._fit_new(X, epochs=epochs)
+            return self._fit_new(X, self._check_y(X, y), epochs=epochs)
+        return self._continue_training(X, self._check_y(X, y), epochs=epochs)
+
+    def _continue_training(self, X, y, epochs):
         data = self._check_images(X, reset=False)
         net = self.net_
         if self.callbacks is not self._callbacks_param_:
@@ -515,9 +314,10 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
             del net.history[n_epochs_before:]
             raise
         self._after_training(net)
+        self._after_fit(X, y)
         return self
 
-    def _fit_new(self, X, epochs):
+    def _fit_new(self, X, y, epochs):
         fitted_before = {k: v for k, v in vars(self).items() if k.endswith("_")}
         for key in fitted_before:
             delattr(self, key)
@@ -528,22 +328,18 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
             self._seed_ = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
             self.channel_mean_, self.channel_std_ = self._fit_input_stats(data)
             with seeded(self._seed_, self.device_):
-                module = self._build_module(data.image_shape)
-                net = self._make_net(module, self._seed_)
-                net.initialize()
+                net = self._initialize_net(data.image_shape)
                 self._on_net_initialized(net, data)
                 self._train(net, data, epochs)
+            self.net_ = net
+            self._after_training(net)
+            self._after_fit(X, y)
         except BaseException:
             # A failed fit leaves the estimator as it was before the call: unfitted.
             for key in [k for k in vars(self) if k.endswith("_")]:
                 delattr(self, key)
             raise
-        self.net_ = net
-        self._after_training(net)
         return self
-
-    def _on_net_initialized(self, net, data):
-        """Hook run once the net exists, before training (e.g. to fit helper models)."""
 
     def _train(self, net, data, epochs):
         net.interrupted_ = False
@@ -564,7 +360,7 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
                 f"training of {type(self).__name__} was interrupted at epoch {len(net.history)}; "
                 "the estimator keeps the weights reached so far.",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         self.module_.eval()
 
@@ -667,6 +463,78 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
 
         return save(self, path)
 
+    def _network_state(self, net=None, *, checkpoint=False):
+        """What a saved model holds of the network: ``(info, weights, history)``.
+
+        ``info`` is JSON data (image shape, input statistics, seed, device, epochs), ``weights``
+        the module's ``state_dict`` on the CPU and ``history`` skorch's rows. ``net`` is the
+        net being trained for a checkpoint (``self.net_`` otherwise); a checkpoint leaves out
+        the epoch in progress.
+        """
+        net = self.net_ if net is None else net
+        history = [row for row in net.history if not checkpoint or _epoch_done(row)]
+        # clone: safetensors refuses tensors that share memory (tied weights)
+        weights = {
+            k: v.detach().cpu().contiguous().clone() for k, v in net.module_.state_dict().items()
+        }
+        info = {
+            "image_shape": [int(s) for s in self.image_shape_],
+            "n_features_in": int(self.n_features_in_),
+            "channel_mean": [float(v) for v in self.channel_mean_],
+            "channel_std": [float(v) for v in self.channel_std_],
+            "seed": int(self._seed_),
+            "device": str(self.device_),
+            "epochs": len(history),
+            # in a checkpoint, whether the epoch in progress was cut short; else the estimator's
+            "interrupted": bool(getattr(net if checkpoint else self, "interrupted_", False)),
+            "checkpoint": bool(checkpoint),
+        }
+        return info, weights, history
+
+    def _restore_network(
+        self, info, weights, *, history=None, optimizer_state=None, device_given=False
+    ):
+        """Rebuild the fitted network from :meth:`_network_state`'s pieces (loading a model).
+
+        The network is built by :meth:`_initialize_net` under the saved seed, as in
+        :meth:`fit`, then the weights (and, for a checkpoint, the optimizer state) are loaded.
+        Raises :class:`~skastro.exceptions.ModelFormatError` for pieces that do not fit (the
+        caller adds the file they came from), and ``ValueError`` for a ``device`` given by the
+        caller that this machine does not have.
+        """
+        try:
+            self.device_ = resolve_device(self.device)
+        except ValueError:
+            if device_given:
+                raise
+            warnings.warn(
+                f"the model was saved with device={self.device!r}, which is not available "
+                "here; loading it on the CPU",
+                RuntimeWarning,
+                stacklevel=5,
+            )
+            self.device_ = "cpu"
+        try:
+            image_shape = tuple(int(s) for s in info["image_shape"])
+            self.image_shape_ = image_shape
+            self.n_features_in_ = int(info["n_features_in"])
+            self.channel_mean_ = np.asarray(info["channel_mean"], dtype=np.float32)
+            self.channel_std_ = np.asarray(info["channel_std"], dtype=np.float32)
+            self._seed_ = int(info["seed"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFormatError(f"the network description is damaged: {exc!r}") from exc
+        # built under the saved seed, as in fit, so the user's global RNG is left untouched
+        with seeded(self._seed_):
+            net = self._initialize_net(image_shape)
+        _load_weights(net.module_, weights)
+        if history is not None:
+            net.history = History(history)
+        if optimizer_state is not None:
+            net.optimizer_.load_state_dict(optimizer_state)
+        self.net_ = net
+        self._after_training(net)
+        self.interrupted_ = bool(info.get("interrupted", False))
+
     def _fitted_state(self):
         """JSON-serialisable fitted state beyond the weights and input statistics.
 
@@ -741,3 +609,24 @@ class AutoencoderMixin:
             (),
         )
         return -float(errors.mean())
+
+
+def _epoch_done(row):
+    # skorch's EpochTimer records "dur" at the end of an epoch; an interrupted epoch has none
+    return "dur" in row
+
+
+def _load_weights(module, state):
+    """Load a state dict; ``ValueError`` when it does not fit the module."""
+    # Some modules (escnn's) hold extra cached buffers in eval mode only; the module is built
+    # in train mode, so a state saved in eval mode is loaded after switching to eval mode.
+    try:
+        result = module.load_state_dict(state, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            module.eval()
+            module.load_state_dict(state, strict=True)
+            module.train()
+    except RuntimeError as exc:
+        raise ModelFormatError(
+            f"the weights do not fit the network built from the saved parameters: {exc}"
+        ) from exc

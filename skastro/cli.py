@@ -17,7 +17,7 @@ COMMANDS = {
     "fit": ("skastro.commands.fit", "train an estimator on image files and save it"),
     "embed": ("skastro.commands.embed", "embed image files with a saved model"),
     "cluster": ("skastro.commands.cluster", "cluster saved embeddings"),
-    "explore": ("skastro.explorer.command", "open the latent space explorer"),
+    "explore": ("skastro.commands.explore", "open the latent space explorer"),
 }
 
 
@@ -35,9 +35,8 @@ def build_parser():
         except ImportError:  # an optional stack (e.g. the explorer's Dash) is not installed
             continue
         sub = subparsers.add_parser(name, help=help_text, description=module.__doc__)
-        add = getattr(module, "add_arguments", None) or module.add_explore_arguments
-        add(sub)
-        sub.set_defaults(_run=getattr(module, "run", None) or module.run_explore)
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
     return parser
 
 

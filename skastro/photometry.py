@@ -8,6 +8,8 @@ separation is a ratio of two of :func:`flux_fractions`' apertures).
 
 import numpy as np
 
+from skastro._images import as_nchw
+
 __all__ = ["aperture_snr", "flux_fractions", "sky_noise"]
 
 # Robust standard deviation of a Gaussian from its median absolute deviation.
@@ -17,18 +19,8 @@ _TINY = 1e-12
 
 
 def _as_cubes(X):
-    """``X`` as a float array ``(n, C, H, W)``; ``(n, H, W)`` is one band."""
-    X = np.asarray(X)
-    if X.ndim == 3:
-        X = X[:, None]
-    if X.ndim != 4:
-        raise ValueError(
-            f"Expected images as a 3-D (n, H, W) or 4-D (n, C, H, W) array, got a {X.ndim}-D "
-            f"array of shape {X.shape}."
-        )
-    if X.dtype.kind not in "fiu":
-        raise ValueError(f"Expected numeric images, got dtype {X.dtype}.")
-    return X
+    """``X`` as a numeric array ``(n, C, H, W)``; ``(n, H, W)`` is one band."""
+    return as_nchw(X, allow_flat=False, numeric=True)
 
 
 def _centre_distance(size):

@@ -20,7 +20,9 @@ A saved model is a directory:
     A skastro estimator passed as a parameter (e.g. ``feature_extractor``), saved the same way.
 
 Loading never unpickles and never imports a class named in a file: the class must be one of
-skastro's own public estimators, looked up in a fixed table inside the package. Pickle and
+skastro's own public estimators, looked up in :data:`skastro._registry.PUBLIC`. This module
+only reads and writes files: the network itself is handed over and rebuilt by the estimator
+(``_network_state`` / ``_restore_network`` in :mod:`skastro.base`). Pickle and
 joblib keep working for those who prefer them (and for estimators this format cannot hold).
 """
 
@@ -32,14 +34,14 @@ import os
 import re
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
 
+from skastro._registry import public_class
 from skastro.exceptions import ModelFormatError
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load", "save"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "decode_parameter", "load", "save"]
 
 FORMAT_NAME = "skastro-model"
 # Bump when a change makes older readers misread new files; readers accept every version in
@@ -69,56 +71,14 @@ _TAGS = (_TUPLE, _FLOAT, _ARRAY, _STRINGS, _DICT, _ESTIMATOR)
 
 
 # ---------------------------------------------------------------------------------- classes
-def public_estimator_classes():
-    """Return ``{name: class}`` for skastro's public estimators that import here.
-
-    The table of names comes from the package itself (``skastro._PUBLIC``), never from a
-    model file, so loading a file can only ever build one of these classes.
-
-    Examples
-    --------
-    >>> "ConvAutoencoder" in public_estimator_classes()
-    True
-    """
-    import skastro
-
-    classes = {}
-    for name in skastro._PUBLIC:
-        cls = _public_class(name)
-        if cls is not None:
-            classes[name] = cls
-    return classes
-
-
-def _public_class(name):
-    """The public skastro estimator class called ``name``, or None."""
-    import importlib
-
-    from sklearn.base import BaseEstimator
-
-    import skastro
-
-    module_name = skastro._PUBLIC.get(name)
-    if module_name is None:
-        return None
-    try:
-        cls = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError):  # an estimator not written (or installable) yet
-        return None
-    if isinstance(cls, type) and issubclass(cls, BaseEstimator):
-        return cls
-    return None
-
-
 def _is_saveable_estimator(value):
-    cls = _public_class(type(value).__name__)
+    cls = public_class(type(value).__name__)
     return cls is not None and type(value) is cls
 
 
 def _is_deep(estimator):
-    from skastro.base import DeepEstimator
-
-    return isinstance(estimator, DeepEstimator)
+    # a deep estimator knows how to hand over and rebuild its network (skastro.base)
+    return hasattr(estimator, "_network_state") and hasattr(estimator, "_restore_network")
 
 
 def _is_fitted(estimator):
@@ -262,6 +222,20 @@ class _Decoder:
         )
 
 
+def decode_parameter(value):
+    """A parameter value as ``model.json`` stores it, decoded (JSON data and tuples only).
+
+    Arrays and nested estimators live in other files and are refused here with a
+    :class:`~skastro.exceptions.ModelFormatError`.
+
+    Examples
+    --------
+    >>> decode_parameter({"__tuple__": [16, 32]})
+    (16, 32)
+    """
+    return _Decoder(".", {}).decode(value)
+
+
 def _inside(folder, relative):
     """``folder / relative``, refusing paths that leave ``folder`` (a crafted file)."""
     if not isinstance(relative, str) or os.path.isabs(relative) or ".." in Path(relative).parts:
@@ -399,38 +373,18 @@ def _write_network(estimator, net, folder, checkpoint):
     import torch
     from safetensors.torch import save_file
 
-    net = estimator.net_ if net is None else net
-    history = [row for row in net.history if not checkpoint or _epoch_done(row)]
-    # clone: safetensors refuses tensors that share memory (tied weights)
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in net.module_.state_dict().items()}
-    _atomic(folder / WEIGHTS_FILE, lambda f: save_file(state, f))
+    network, weights, history = estimator._network_state(net, checkpoint=checkpoint)
+    _atomic(folder / WEIGHTS_FILE, lambda f: save_file(weights, f))
     _atomic(
         folder / HISTORY_FILE,
         lambda f: Path(f).write_text(json.dumps(history, default=_json_default)),
     )
     files = {"weights": WEIGHTS_FILE, "history": HISTORY_FILE}
     if checkpoint:
-        optimizer_state = net.optimizer_.state_dict()
+        optimizer_state = (estimator.net_ if net is None else net).optimizer_.state_dict()
         _atomic(folder / OPTIMIZER_FILE, lambda f: torch.save(optimizer_state, f))
         files["optimizer"] = OPTIMIZER_FILE
-    network = {
-        "image_shape": [int(s) for s in estimator.image_shape_],
-        "n_features_in": int(estimator.n_features_in_),
-        "channel_mean": [float(v) for v in estimator.channel_mean_],
-        "channel_std": [float(v) for v in estimator.channel_std_],
-        "seed": int(estimator._seed_),
-        "device": str(estimator.device_),
-        "epochs": len(history),
-        # in a checkpoint, whether the epoch in progress was cut short; else the estimator's
-        "interrupted": bool(getattr(net if checkpoint else estimator, "interrupted_", False)),
-        "checkpoint": bool(checkpoint),
-    }
     return network, files
-
-
-def _epoch_done(row):
-    # skorch's EpochTimer records "dur" at the end of an epoch; an interrupted epoch has none
-    return "dur" in row
 
 
 def _json_default(value):
@@ -561,7 +515,7 @@ def _read_estimator(folder, device=None, params=None, depth=0):
     meta = read_model_info(folder)
     files = meta.get("files", {})
     name = meta.get("class")
-    cls = _public_class(name) if isinstance(name, str) else None
+    cls = public_class(name)
     if cls is None:
         raise ModelFormatError(
             f"{folder / MODEL_FILE} names the class {name!r}, which is not one of skastro's "
@@ -603,76 +557,36 @@ def _restore_network(estimator, network, folder, files, explicit):
     import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
-    from skorch.history import History
 
-    from skastro.base import resolve_device, seeded
-
-    try:
-        estimator.device_ = resolve_device(estimator.device)
-    except ValueError:
-        if explicit:
-            raise
-        warnings.warn(
-            f"the model was saved with device={estimator.device!r}, which is not available "
-            "here; loading it on the CPU",
-            RuntimeWarning,
-            stacklevel=4,
-        )
-        estimator.device_ = "cpu"
-    try:
-        image_shape = tuple(int(s) for s in network["image_shape"])
-        estimator.image_shape_ = image_shape
-        estimator.n_features_in_ = int(network["n_features_in"])
-        estimator.channel_mean_ = np.asarray(network["channel_mean"], dtype=np.float32)
-        estimator.channel_std_ = np.asarray(network["channel_std"], dtype=np.float32)
-        estimator._seed_ = int(network["seed"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFormatError(f"{folder / MODEL_FILE} is damaged: {exc!r}") from exc
     weights_file = _inside(folder, files.get("weights", WEIGHTS_FILE))
     try:
-        state = load_file(weights_file, device="cpu")
+        weights = load_file(weights_file, device="cpu")
     except (OSError, SafetensorError) as exc:
         raise ModelFormatError(f"cannot read the weights {weights_file}: {exc}") from exc
-    # build the module under the saved seed so the user's global RNG is left untouched
-    with seeded(estimator._seed_):
-        module = estimator._build_module(image_shape)
-    _load_weights(module, state, weights_file)
-    net = estimator._make_net(module, estimator._seed_)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*pass an initialized.*")
-        net.initialize()
+    history = None
     history_file = folder / files.get("history", HISTORY_FILE)
     if history_file.is_file():
         try:
-            net.history = History(json.loads(history_file.read_text()))
+            history = json.loads(history_file.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ModelFormatError(f"{history_file} is damaged: {exc}") from exc
+    optimizer_state = None
     if "optimizer" in files:
         optimizer_file = _inside(folder, files["optimizer"])
         try:
             # weights_only=True: a restricted unpickler that only builds tensors and containers
-            opt_state = torch.load(optimizer_file, map_location=net.device, weights_only=True)
-            net.optimizer_.load_state_dict(opt_state)
+            optimizer_state = torch.load(optimizer_file, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise ModelFormatError(
                 f"cannot read the optimizer state {optimizer_file}: {exc}"
             ) from exc
-    estimator.net_ = net
-    estimator._after_training(net)
-    estimator.interrupted_ = bool(network.get("interrupted", False))
-
-
-def _load_weights(module, state, weights_file):
-    # Some modules (escnn's) hold extra cached buffers in eval mode only; the module is built
-    # in train mode, so a state saved in eval mode is loaded after switching to eval mode.
     try:
-        result = module.load_state_dict(state, strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            module.eval()
-            module.load_state_dict(state, strict=True)
-            module.train()
-    except RuntimeError as exc:
-        raise ModelFormatError(
-            f"the weights in {weights_file} do not fit the network built from the saved "
-            f"parameters: {exc}"
-        ) from exc
+        estimator._restore_network(
+            network,
+            weights,
+            history=history,
+            optimizer_state=optimizer_state,
+            device_given=explicit,
+        )
+    except ModelFormatError as exc:
+        raise ModelFormatError(f"{folder / MODEL_FILE}: {exc}") from exc

@@ -11,13 +11,13 @@ import pytest
 from _sklearn_checks import parametrize_with_checks
 
 import skastro
-from skastro._testing import EXPECTED_FAILED_CHECKS, TINY_SETTINGS
+from skastro._registry import EXPECTED_FAILED_CHECKS, PUBLIC, TINY_SETTINGS
 
 
 def _instances():
     instances = []
     for name, params in TINY_SETTINGS.items():
-        module = importlib.import_module(skastro._PUBLIC[name])
+        module = importlib.import_module(PUBLIC[name])
         estimator = getattr(module, name)(**params)
         if hasattr(estimator, "set_params") and "random_state" in estimator.get_params():
             estimator.set_params(random_state=0)

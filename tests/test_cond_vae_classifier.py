@@ -10,7 +10,7 @@ from scipy import stats
 from scipy.integrate import quad
 
 from skastro import CondVAEClassifier, ConvAutoencoder
-from skastro.losses_vae import (
+from skastro.losses import (
     bimodal_kl_mc,
     bimodal_log_odds,
     bimodal_log_prob,

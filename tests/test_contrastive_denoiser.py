@@ -8,9 +8,9 @@ import torch
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skastro import ContrastiveDenoiser
-from skastro.augment_denoising import add_noise
+from skastro.augment import add_noise
 from skastro.datasets import make_galaxies
-from skastro.losses_denoising import (
+from skastro.losses import (
     background_tv_loss,
     darkening_loss,
     foreground_ssim_loss,

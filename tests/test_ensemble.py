@@ -10,7 +10,7 @@ from sklearn.decomposition import PCA
 from sklearn.utils.validation import check_random_state, validate_data
 
 from skastro import ConvAutoencoder, EquivariantAutoencoder, KFoldEnsemble
-from skastro.ensemble import generalized_procrustes
+from skastro.meta import generalized_procrustes
 
 
 class RotatedProjection(TransformerMixin, BaseEstimator):

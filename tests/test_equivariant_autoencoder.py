@@ -8,8 +8,8 @@ import torch
 from scipy.ndimage import rotate as scipy_rotate
 
 from skastro import EquivariantAutoencoder
-from skastro.augment_affine import affine_augmentation, random_affine
-from skastro.losses_equivariant import PerceptualLoss, covariance_loss, variance_loss
+from skastro.augment import affine_augmentation, random_affine
+from skastro.losses import PerceptualLoss, covariance_loss, variance_loss
 from skastro.metrics import equivariance_error
 from skastro.nn import equivariant
 from skastro.nn.equivariant import (
@@ -374,7 +374,8 @@ def test_vicreg_terms_invariants_and_errors():
     permuted = Z[:, torch.randperm(4)]
     assert float(covariance_loss(permuted)) == pytest.approx(float(covariance_loss(Z)), rel=1e-5)
     assert float(variance_loss(Z * 100)) == 0.0  # spread enough: no penalty
-    assert float(variance_loss(Z[:1])) == 0.0  # one sample: undefined, no penalty
+    with pytest.raises(ValueError, match="at least 2"):  # one sample: no spread to measure
+        variance_loss(Z[:1])
     with pytest.raises(ValueError, match="batch, dim"):
         covariance_loss(torch.zeros(4))
 

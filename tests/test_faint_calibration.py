@@ -11,7 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from skastro import CondVAEClassifier, PeakScaler
-from skastro.faint_calibration import FaintCalibratedClassifier
+from skastro.meta import FaintCalibratedClassifier
 from skastro.photometry import aperture_snr, flux_fractions
 
 SIZE = 24

@@ -24,8 +24,8 @@ from torchmetrics.functional.image import (
     structural_similarity_index_measure,
 )
 
+from skastro.losses import ms_ssim_settings as _ms_ssim_settings
 from skastro.metrics import (
-    _ms_ssim_settings,
     auc_scorer,
     dbcv_scorer,
     equivariance_error,

@@ -12,13 +12,12 @@ import torch
 
 import skastro
 from skastro import ConvAutoencoder, load
-from skastro._testing import TINY_SETTINGS
+from skastro._registry import TINY_SETTINGS, estimator_classes
 from skastro.base import DeepEstimator
 from skastro.exceptions import ModelFormatError
 from skastro.serialization import (
     FORMAT_VERSION,
     load_training_state,
-    public_estimator_classes,
     read_model_info,
     save,
 )
@@ -141,7 +140,7 @@ def test_checkpoint_restores_the_optimizer_state(fitted, tmp_path, images):
 
 
 def test_non_finite_values_and_arrays_round_trip(tmp_path):
-    if "VICRegEmbedder" not in public_estimator_classes():
+    if "VICRegEmbedder" not in estimator_classes():
         pytest.skip("VICRegEmbedder is not available")
     from skastro import VICRegEmbedder
 
@@ -155,7 +154,7 @@ def test_non_finite_values_and_arrays_round_trip(tmp_path):
 
 
 def test_estimator_parameter_is_saved_in_a_sub_folder(tmp_path):
-    if "CondVAEClassifier" not in public_estimator_classes():
+    if "CondVAEClassifier" not in estimator_classes():
         pytest.skip("CondVAEClassifier is not available")
     from skastro import CondVAEClassifier
 
@@ -169,7 +168,7 @@ def test_estimator_parameter_is_saved_in_a_sub_folder(tmp_path):
 
 def _deep_public_estimators():
     names = []
-    for name, cls in public_estimator_classes().items():
+    for name, cls in estimator_classes().items():
         if issubclass(cls, DeepEstimator) and name in TINY_SETTINGS:
             names.append(name)
     return sorted(names)
@@ -177,7 +176,7 @@ def _deep_public_estimators():
 
 @pytest.mark.parametrize("name", _deep_public_estimators())
 def test_every_deep_estimator_round_trips(name, images, tmp_path):
-    cls = public_estimator_classes()[name]
+    cls = estimator_classes()[name]
     params = {**TINY_SETTINGS[name], "image_shape": None, "random_state": 0, "device": "cpu"}
     model = cls(**params).fit(images[:32, :1])
     loaded = load(model.save(tmp_path))

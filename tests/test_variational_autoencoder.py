@@ -8,7 +8,7 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from skastro import VariationalAutoencoder
-from skastro.losses_vae import gaussian_kl_standard
+from skastro.losses import gaussian_kl_standard
 
 
 def test_gaussian_kl_matches_closed_form_by_hand():

@@ -13,9 +13,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from skastro import KNNOutlierDetector, VICRegEmbedder
-from skastro._anomalies import ANOMALY_KINDS, make_anomalies
-from skastro.augment_views import random_blur, random_crop_rotate, random_view
-from skastro.losses_vicreg import (
+from skastro.augment import random_blur, random_crop_rotate, random_view
+from skastro.datasets import ANOMALY_KINDS, make_anomalies
+from skastro.losses import (
     VICRegLoss,
     covariance_loss,
     invariance_loss,

@@ -135,7 +135,7 @@ SECTIONS = [
 
 # Public names that live outside their section's module, listed by full path until the module
 # re-exports them (then the short name is listed instead, once).
-ALSO = {"Plotting": ["skastro.plotting_retrieval.plot_retrieval"]}
+ALSO = {"Plotting": ["skastro.plotting.plot_retrieval"]}
 
 
 def _importable(module, name):

@@ -56,7 +56,7 @@ def ids_path(npy_path):
 
 def run(args):
     """Run ``skastro embed``; returns the exit status."""
-    from skastro.commands._data import open_data
+    from skastro.datasets import open_data
     from skastro.exceptions import DataLoadError, ModelFormatError
     from skastro.serialization import load
 

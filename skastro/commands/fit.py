@@ -98,24 +98,23 @@ def fittable_models():
     >>> "convautoencoder" in fittable_models()
     True
     """
-    from skastro.serialization import public_estimator_classes
+    from skastro._registry import estimator_classes
 
     return {
         name.lower(): cls
-        for name, cls in public_estimator_classes().items()
+        for name, cls in estimator_classes().items()
         if all(callable(getattr(cls, method, None)) for method in ("fit", "transform", "save"))
     }
 
 
 def resolve_model(name):
     """The estimator class for a ``MODEL`` argument (case-insensitive), or a UsageError."""
-    import skastro
-    from skastro.serialization import _public_class
+    from skastro._registry import PUBLIC, public_class
 
     wanted = name.lower().replace("-", "").replace("_", "")
-    for public in skastro._PUBLIC:
+    for public in PUBLIC:
         if public.lower() == wanted:
-            cls = _public_class(public)
+            cls = public_class(public)
             if cls is not None and all(
                 callable(getattr(cls, m, None)) for m in ("fit", "transform", "save")
             ):
@@ -455,7 +454,7 @@ def _fit(args, guard):
 
 
 def _open(args):
-    from skastro.commands._data import open_data
+    from skastro.datasets import open_data
 
     def report(line):
         print(line, file=sys.stderr)
@@ -467,18 +466,17 @@ def _open(args):
 
 def _check_resumable(info, cls, params):
     """A checkpoint continues only the fit that wrote it: same class and parameters."""
-    from skastro.serialization import _Decoder
+    from skastro.serialization import decode_parameter
 
     if info.get("class") != cls.__name__:
         raise UsageError(f"--resume: the checkpoint is a {info.get('class')}, not a {cls.__name__}")
     if not info.get("network"):
         raise UsageError("--resume: the checkpoint holds no trained network")
-    decoder = _Decoder(".", {})
     for name, value in params.items():
         if name in _FREE_ON_RESUME or name not in info.get("params", {}):
             continue
         try:
-            saved = decoder.decode(info["params"][name])
+            saved = decode_parameter(info["params"][name])
         except Exception:  # an array or estimator parameter: not settable from here anyway
             continue
         if saved != value:

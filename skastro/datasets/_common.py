@@ -98,7 +98,7 @@ def fft_frequencies(shape):
     return fy[:, None] ** 2 + fx[None, :] ** 2
 
 
-def gaussian_blur(images, sigma):
+def fourier_gaussian_blur(images, sigma):
     """Blur each image of ``images`` (..., H, W) with its own Gaussian ``sigma`` (pixels).
 
     Done in Fourier space so every image gets a different kernel in one vectorised call;

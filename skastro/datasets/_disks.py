@@ -9,7 +9,7 @@ from ._common import (
     check_int,
     check_range,
     finish_bunch,
-    gaussian_blur,
+    fourier_gaussian_blur,
     pixel_grid,
     split_labels,
     wrap_angle,
@@ -275,7 +275,7 @@ def _render(size, p, ring_radius, ring_width, ring_amp, kind, signatures, sig, w
     # white noise scaled so that, after the beam, its standard deviation is `noise`
     # (a Gaussian of width s turns unit white noise into noise of std 1 / (2 sqrt(pi) s))
     white = white * (2.0 * np.sqrt(np.pi) * beam_sigma[:, None, None] * noise)
-    stacked = gaussian_blur(np.concatenate([disk, white]), np.concatenate([beam_sigma] * 2))
+    stacked = fourier_gaussian_blur(np.concatenate([disk, white]), np.concatenate([beam_sigma] * 2))
     clean, correlated = stacked[: len(disk)], stacked[len(disk) :]
     clean /= clean.reshape(len(clean), -1).max(axis=1)[:, None, None]
 

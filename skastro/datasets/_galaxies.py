@@ -10,7 +10,7 @@ from ._common import (
     check_int,
     check_range,
     finish_bunch,
-    gaussian_blur,
+    fourier_gaussian_blur,
     pixel_grid,
     split_labels,
     wrap_angle,
@@ -152,7 +152,7 @@ def make_galaxies(
                 rows[i] = {k: v[j] for k, v in meta.items()}
 
     sigma = common["psf_fwhm"] / (2.0 * np.sqrt(2.0 * np.log(2.0)))
-    images = gaussian_blur(images, sigma)
+    images = fourier_gaussian_blur(images, sigma)
     np.maximum(images, 0.0, out=images)  # the FFT leaves +-1e-7 ripples on the sky
     peak_now = images.reshape(n_samples, -1).max(axis=1)
     images *= (common["peak"] / peak_now).astype(np.float32)[:, None, None, None]

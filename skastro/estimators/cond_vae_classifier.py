@@ -11,12 +11,13 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _num_samples, check_is_fitted, column_or_1d
 
 from skastro.base import DeepEstimator
-from skastro.losses import mse_loss
-from skastro.losses_vae import (
+from skastro.losses import (
     bimodal_kl_mc,
     bimodal_log_odds,
+    mse_loss,
     sample_bimodal,
     wasserstein_1d,
+    weighted_sum,
 )
 from skastro.nn.vae import CodeCondVAEModule, CondVAEModule
 
@@ -265,13 +266,7 @@ class CondVAEClassifier(DeepEstimator):
         self : object
             The fitted estimator.
         """
-        self._validate_params()
-        y = self._check_naming_labels(X, y)
-        if self.warm_start and self._is_fitted():
-            return self.partial_fit(X, y)
-        self._fit_new(X, epochs=None)
-        self._name_modes(X, y)
-        return self
+        return super().fit(X, y)
 
     def partial_fit(self, X, y=None, epochs=None):
         """Continue training for ``epochs`` more epochs (default ``max_epochs``).
@@ -289,12 +284,9 @@ class CondVAEClassifier(DeepEstimator):
         -------
         self : object
         """
-        y = self._check_naming_labels(X, y)
-        super().partial_fit(X, None, epochs=epochs)
-        self._name_modes(X, y)
-        return self
+        return super().partial_fit(X, y, epochs=epochs)
 
-    def _check_naming_labels(self, X, y):
+    def _check_y(self, X, y):
         if y is None:
             return None
         y = column_or_1d(y, warn=True)
@@ -313,8 +305,7 @@ class CondVAEClassifier(DeepEstimator):
         return y
 
     def _check_params(self, data):
-        if len(self.widths) == 0 or any(int(w) < 1 for w in self.widths):
-            raise ValueError(f"widths must be a non-empty tuple of positive ints: {self.widths}")
+        super()._check_params(data)
         extractor = self.feature_extractor
         if extractor is not None and not (
             hasattr(extractor, "_build_module") and "n_components" in extractor.get_params()
@@ -360,24 +351,23 @@ class CondVAEClassifier(DeepEstimator):
 
     def _compute_loss(self, module, X, training):
         out = module(X)
-        terms = {"loss_mse": mse_loss(out["reconstruction"], out["target"])}
+        terms = {"mse": mse_loss(out["reconstruction"], out["target"])}
         m, s = float(self.prior_mean), float(self.prior_std)
         # scoring uses fixed noise so that score(X) is deterministic
         generator = None
         if not training:
             generator = torch.Generator(device=X.device).manual_seed(_SCORE_SEED)
         if self.prior_distance == "kl":
-            name = "loss_kl"
+            name = "kl"
             terms[name] = bimodal_kl_mc(out["mu"], out["logvar"], m, s, generator=generator)
         else:
-            name = "loss_wasserstein"
+            name = "wasserstein"
             # the posterior means are matched to the prior: they are what predictions use, and
             # matching noisy samples would let the noise, not the means, fill both modes
             codes = out["mu"]
             prior = sample_bimodal(len(codes), m, s, generator=generator, device=codes.device)
             terms[name] = wasserstein_1d(codes, prior)
-        terms["loss"] = terms["loss_mse"] + self._prior_weight() * terms[name]
-        return terms
+        return weighted_sum(terms, {name: self._prior_weight()})
 
     def _prior_weight(self):
         if self.prior_weight is not None:
@@ -399,6 +389,9 @@ class CondVAEClassifier(DeepEstimator):
         return self._map_batches(
             data, lambda mod, b: bimodal_log_odds(mod.encode(self._to_net(b))[0], m, s), ()
         ).astype(np.float64)
+
+    def _after_fit(self, X, y):
+        self._name_modes(X, y)
 
     def _name_modes(self, X, y):
         raw = self._raw_log_odds(X)

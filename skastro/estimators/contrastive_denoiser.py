@@ -5,15 +5,15 @@ import numbers
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from skastro.augment import random_dihedral
-from skastro.augment_denoising import add_noise
+from skastro.augment import add_noise, random_dihedral
 from skastro.base import AutoencoderMixin, DeepEstimator
-from skastro.losses import mse_loss
-from skastro.losses_denoising import (
+from skastro.losses import (
     background_tv_loss,
     darkening_loss,
     foreground_ssim_loss,
+    mse_loss,
     nt_xent_loss,
+    weighted_sum,
 )
 from skastro.masks import MASK_METHODS, foreground_mask
 from skastro.nn.unet import UNetAutoencoder
@@ -251,8 +251,7 @@ class ContrastiveDenoiser(AutoencoderMixin, DeepEstimator):
 
     # ------------------------------------------------------------------ hooks
     def _check_params(self, data):
-        if len(self.widths) == 0 or any(int(w) < 1 for w in self.widths):
-            raise ValueError(f"widths must be a non-empty tuple of positive ints: {self.widths}")
+        super()._check_params(data)
         if self.target == "noisy" and self.noise_gain is None and not self.noise_sigma:
             raise ValueError(
                 "target='noisy' trains on X plus extra noise, so it needs a noise model: set "
@@ -313,34 +312,40 @@ class ContrastiveDenoiser(AutoencoderMixin, DeepEstimator):
         # X is the raw batch in the user's flux units: noise must be added in those units
         # (Poisson noise depends on the flux) before standardising for the network.
         targets, inputs, foreground = self._views(X, training)
-        return self._compute_loss(module, self._to_net(inputs), self._to_net(targets), foreground)
+        return self._compute_loss(
+            module,
+            self._to_net(inputs),
+            training,
+            targets=self._to_net(targets),
+            foreground=foreground,
+        )
 
-    def _compute_loss(self, module, inputs, targets, foreground):
-        output, _, projection = module(inputs)
+    def _compute_loss(self, module, X, training, *, targets, foreground):
+        """Loss terms of noisy inputs ``X`` against ``targets``, masked by ``foreground``."""
+        output, _, projection = module(X)
         background = ~foreground
         terms = {}
-        loss = 0.0
         if self.ssim_weight:
-            terms["loss_ssim"] = foreground_ssim_loss(output, targets, foreground)
-            loss = loss + self.ssim_weight * terms["loss_ssim"]
+            terms["ssim"] = foreground_ssim_loss(output, targets, foreground)
         if self.tv_weight:
-            terms["loss_tv"] = background_tv_loss(output, background)
-            loss = loss + self.tv_weight * terms["loss_tv"]
+            terms["tv"] = background_tv_loss(output, background)
         if self.darkening_weight:
             level = _background_level(targets, background)
-            terms["loss_darkening"] = darkening_loss(output, background, level)
-            loss = loss + self.darkening_weight * terms["loss_darkening"]
+            terms["darkening"] = darkening_loss(output, background, level)
         if self.nt_xent_weight:
             z1, z2 = projection.chunk(2)
-            terms["loss_nt_xent"] = nt_xent_loss(z1, z2, self.temperature)
-            loss = loss + self.nt_xent_weight * terms["loss_nt_xent"]
+            terms["nt_xent"] = nt_xent_loss(z1, z2, self.temperature)
         if self.mse_weight:
-            terms["loss_mse"] = mse_loss(output, targets)
-            loss = loss + self.mse_weight * terms["loss_mse"]
-        if not terms:  # every weight is 0: nothing to learn, but keep the graph valid
-            loss = output.sum() * 0.0
-        terms["loss"] = loss
-        return terms
+            terms["mse"] = mse_loss(output, targets)
+        weights = {
+            "ssim": self.ssim_weight,
+            "tv": self.tv_weight,
+            "darkening": self.darkening_weight,
+            "nt_xent": self.nt_xent_weight,
+            "mse": self.mse_weight,
+        }
+        # every weight 0: nothing to learn, but keep the graph valid
+        return weighted_sum(terms, weights, empty=output.sum() * 0.0)
 
     def _encode(self, module, X):
         return module.encode(X)

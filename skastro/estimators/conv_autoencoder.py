@@ -5,7 +5,7 @@ import numbers
 from sklearn.utils._param_validation import Interval
 
 from skastro.base import AutoencoderMixin, DeepEstimator
-from skastro.losses import mse_loss, ssim_loss
+from skastro.losses import mse_loss, ssim_loss, weighted_sum
 from skastro.nn.conv import ConvAutoencoderModule
 
 __all__ = ["ConvAutoencoder"]
@@ -133,22 +133,15 @@ class ConvAutoencoder(AutoencoderMixin, DeepEstimator):
         self.nan_policy = nan_policy
         self.warm_start = warm_start
 
-    def _check_params(self, data):
-        if len(self.widths) == 0 or any(int(w) < 1 for w in self.widths):
-            raise ValueError(f"widths must be a non-empty tuple of positive ints: {self.widths}")
-
     def _build_module(self, image_shape):
         return ConvAutoencoderModule(image_shape, tuple(self.widths), self.n_components)
 
     def _compute_loss(self, module, X, training):
         reconstruction, _ = module(X)
-        terms = {"loss_mse": mse_loss(reconstruction, X)}
-        loss = self.mse_weight * terms["loss_mse"]
+        terms = {"mse": mse_loss(reconstruction, X)}
         if self.ssim_weight:
-            terms["loss_ssim"] = ssim_loss(reconstruction, X)
-            loss = loss + self.ssim_weight * terms["loss_ssim"]
-        terms["loss"] = loss
-        return terms
+            terms["ssim"] = ssim_loss(reconstruction, X)
+        return weighted_sum(terms, {"mse": self.mse_weight, "ssim": self.ssim_weight})
 
     def _encode(self, module, X):
         return module.encoder(X)

@@ -7,12 +7,16 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from skastro.base import AutoencoderMixin, DeepEstimator
-from skastro.losses import mse_loss, ssim_loss
-from skastro.losses_equivariant import (
+from skastro.losses import (
     PerceptualLoss,
     covariance_loss,
+    data_range_of,
     invariance_loss,
+    ms_ssim,
+    mse_loss,
+    ssim_loss,
     variance_loss,
+    weighted_sum,
 )
 
 __all__ = ["GROUPS", "EquivariantAutoencoder"]
@@ -49,7 +53,7 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
     ``loss_covariance`` on the latents, which keep every latent unit spread across the batch
     and decorrelate the units. With ``augment=True`` every batch is randomly rotated, flipped,
     scaled, sheared, optionally perspective-warped and blurred (kornia, see
-    :func:`skastro.augment_affine.affine_augmentation`).
+    :func:`skastro.augment.affine_augmentation`).
 
     escnn builds its filter bases once per fit (and caches them per process); after fitting,
     :meth:`transform`, :meth:`reconstruct` and :meth:`score` run through plain torch modules
@@ -276,8 +280,7 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
 
     # ------------------------------------------------------------------ validation
     def _check_params(self, data):
-        if len(self.widths) == 0 or any(int(w) < 1 for w in self.widths):
-            raise ValueError(f"widths must be a non-empty tuple of positive ints: {self.widths}")
+        super()._check_params(data)
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd (a centred kernel), got {self.kernel_size}")
         for name in ("scale_range", "blur_sigma"):
@@ -315,7 +318,7 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
         )
 
     def _on_net_initialized(self, net, data):
-        from skastro.augment_affine import affine_augmentation
+        from skastro.augment import affine_augmentation
 
         # built once per fit: kornia's pipelines and the copied perceptual network
         self._augmentation = affine_augmentation(
@@ -346,8 +349,9 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
             # encoder pass, forward only
             with torch.no_grad():
                 target = module.encode(X)
-            terms["loss_invariance"] = invariance_loss(latent, target)
-            terms["loss"] = terms["loss"] + self.invariance_weight * terms["loss_invariance"]
+            invariance = invariance_loss(latent, target)
+            terms["loss_invariance"] = invariance
+            terms["loss"] = terms["loss"] + self.invariance_weight * invariance
         return terms
 
     def _compute_loss(self, module, X, training):
@@ -355,27 +359,30 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
 
     def _terms_and_latent(self, module, X):
         reconstruction, latent = module(X)
-        terms = {"loss_mse": mse_loss(reconstruction, X)}
-        loss = self.mse_weight * terms["loss_mse"]
+        terms = {"mse": mse_loss(reconstruction, X)}
         if self.ssim_weight:
-            terms["loss_ssim"] = ssim_loss(reconstruction, X)
-            loss = loss + self.ssim_weight * terms["loss_ssim"]
+            terms["ssim"] = ssim_loss(reconstruction, X)
         if self.ms_ssim_weight:
-            from skastro.metrics import ms_ssim
-
-            terms["loss_ms_ssim"] = 1.0 - ms_ssim(X, reconstruction)
-            loss = loss + self.ms_ssim_weight * terms["loss_ms_ssim"]
+            span = data_range_of(X)
+            terms["ms_ssim"] = 1.0 - ms_ssim(reconstruction, X, data_range=span).mean()
         if self.perceptual_weight:
-            terms["loss_perceptual"] = self._perceptual(reconstruction, X)
-            loss = loss + self.perceptual_weight * terms["loss_perceptual"]
+            terms["perceptual"] = self._perceptual(reconstruction, X)
+        # a batch of one image has no spread (only when the data hold a single image: batches
+        # are full otherwise); the latent terms are then 0
+        spread = len(latent) > 1
         if self.variance_weight:
-            terms["loss_variance"] = variance_loss(latent)
-            loss = loss + self.variance_weight * terms["loss_variance"]
+            terms["variance"] = variance_loss(latent) if spread else latent.sum() * 0.0
         if self.covariance_weight:
-            terms["loss_covariance"] = covariance_loss(latent)
-            loss = loss + self.covariance_weight * terms["loss_covariance"]
-        terms["loss"] = loss
-        return terms, latent
+            terms["covariance"] = covariance_loss(latent) if spread else latent.sum() * 0.0
+        weights = {
+            "mse": self.mse_weight,
+            "ssim": self.ssim_weight,
+            "ms_ssim": self.ms_ssim_weight,
+            "perceptual": self.perceptual_weight,
+            "variance": self.variance_weight,
+            "covariance": self.covariance_weight,
+        }
+        return weighted_sum(terms, weights), latent
 
     def _encode(self, module, X):
         return module.encode(X)

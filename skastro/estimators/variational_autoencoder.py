@@ -5,8 +5,7 @@ import numbers
 from sklearn.utils._param_validation import Interval
 
 from skastro.base import AutoencoderMixin, DeepEstimator
-from skastro.losses import mse_loss
-from skastro.losses_vae import gaussian_kl_standard
+from skastro.losses import gaussian_kl_standard, mse_loss, weighted_sum
 from skastro.nn.vae import ConvVAEModule
 
 __all__ = ["VariationalAutoencoder"]
@@ -135,22 +134,14 @@ class VariationalAutoencoder(AutoencoderMixin, DeepEstimator):
         self.nan_policy = nan_policy
         self.warm_start = warm_start
 
-    def _check_params(self, data):
-        if len(self.widths) == 0 or any(int(w) < 1 for w in self.widths):
-            raise ValueError(f"widths must be a non-empty tuple of positive ints: {self.widths}")
-
     def _build_module(self, image_shape):
         return ConvVAEModule(image_shape, tuple(self.widths), self.n_components)
 
     def _compute_loss(self, module, X, training):
         reconstruction, mu, logvar = module(X)
-        terms = {
-            "loss_mse": mse_loss(reconstruction, X),
-            "loss_kl": gaussian_kl_standard(mu, logvar),
-        }
-        n_values = X[0].numel()
-        terms["loss"] = terms["loss_mse"] + self.beta * terms["loss_kl"] / n_values
-        return terms
+        terms = {"mse": mse_loss(reconstruction, X), "kl": gaussian_kl_standard(mu, logvar)}
+        # the KL term is per image, the MSE per pixel: beta weighs the KL per pixel
+        return weighted_sum(terms, {"kl": self.beta / X[0].numel()})
 
     def _encode(self, module, X):
         return module.encode(X)[0]

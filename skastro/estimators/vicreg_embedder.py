@@ -11,10 +11,11 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from skastro._device import seeded
 from skastro.anomaly import kneighbors_excluding_self
-from skastro.augment_views import random_view
-from skastro.base import DeepEstimator, seeded
-from skastro.losses_vicreg import VICRegLoss, rankme
+from skastro.augment import random_view
+from skastro.base import DeepEstimator
+from skastro.losses import VICRegLoss, rankme
 from skastro.nn.resnet import VICRegModule
 
 __all__ = ["VICRegEmbedder"]
@@ -167,6 +168,8 @@ class VICRegEmbedder(DeepEstimator):
     ['loss_covariance', 'loss_invariance', 'loss_variance', 'rankme']
     """
 
+    _width_parameters = ("widths", "expander_widths")
+
     _parameter_constraints = {
         **DeepEstimator._parameter_constraints,
         "widths": [tuple, list],
@@ -246,16 +249,13 @@ class VICRegEmbedder(DeepEstimator):
 
     # ------------------------------------------------------------------ validation
     def _check_params(self, data):
+        super()._check_params(data)
         n = len(data)
         if n < 2:
             raise ValueError(
                 f"VICRegEmbedder needs at least 2 training images, got {n} sample: the "
                 "variance and covariance terms are computed over a batch."
             )
-        for name in ("widths", "expander_widths"):
-            value = getattr(self, name)
-            if len(value) == 0 or any(int(w) < 1 for w in value):
-                raise ValueError(f"{name} must be a non-empty tuple of positive ints: {value}")
         low, high = _pair(self.crop_scale, "crop_scale")
         if not 0 < low <= high <= 1:
             raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {self.crop_scale}")

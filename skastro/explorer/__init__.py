@@ -7,6 +7,7 @@ The web app needs the ``explorer`` extra (``pip install skastro[explorer]``: Das
 """
 
 from skastro.explorer._compute import View, ViewSpec
-from skastro.explorer._explorer import Explorer, ExplorerServer
+from skastro.explorer._explorer import Explorer
+from skastro.explorer._server import ExplorerServer
 
 __all__ = ["Explorer", "ExplorerServer", "View", "ViewSpec"]

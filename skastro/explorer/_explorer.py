@@ -1,48 +1,21 @@
 """The :class:`Explorer`: data, embeddings and computed views behind the web app and export."""
 
 import collections
-import dataclasses
-import math
 import threading
-import time
-import uuid
-import warnings
 
 import numpy as np
 import pandas as pd
 
+from skastro._images import as_nchw
 from skastro.explorer._compute import NeighbourIndex, ViewSpec, compute_view
 from skastro.explorer._figure import build_figure, is_categorical
+from skastro.explorer._jobs import Jobs
 from skastro.explorer._thumbnails import ThumbnailRenderer
 
 _LOCALHOSTS = ("127.0.0.1", "localhost", "::1")
 # Computed views kept for the browser: each is a few floats per point, so dozens are cheap,
 # but a long session of recomputations must not grow without bound.
 _MAX_VIEWS = 32
-
-
-def _as_nchw(images):
-    """A ``(n, C, H, W)`` view of the images, without reading or copying a memory map."""
-    if not hasattr(images, "shape") or not hasattr(images, "__getitem__"):
-        images = np.asarray(images)
-    if not isinstance(images, np.ndarray):
-        # h5py datasets and other lazy arrays cannot be reshaped as views.
-        images = np.asarray(images)
-    if images.ndim == 2:
-        side = math.isqrt(images.shape[1])
-        if side * side != images.shape[1]:
-            raise ValueError(
-                f"flat images of {images.shape[1]} features are not square; pass them as "
-                "(n, H, W) or (n, C, H, W)"
-            )
-        return images.reshape(len(images), 1, side, side)
-    if images.ndim == 3:
-        return images[:, None]
-    if images.ndim == 4:
-        return images
-    raise ValueError(
-        f"images must be (n, H, W), (n, C, H, W) or flat square (n, H*W), got shape {images.shape}"
-    )
 
 
 def _check_embedding(name, embedding, n_images):
@@ -64,68 +37,6 @@ def _format_value(value):
     if isinstance(value, float | np.floating):
         return "nan" if not np.isfinite(value) else f"{value:.6g}"
     return str(value)
-
-
-@dataclasses.dataclass
-class _Job:
-    """A view computed by a worker thread, polled by the page."""
-
-    spec: ViewSpec
-    fraction: float = 0.0
-    message: str = "queued"
-    view_key: str | None = None
-    error: str | None = None
-    started: float = dataclasses.field(default_factory=time.perf_counter)
-    finished: float | None = None
-
-    @property
-    def done(self):
-        return self.finished is not None
-
-
-class ExplorerServer:
-    """A running explorer server, returned by ``Explorer.serve(block=False)``.
-
-    Attributes
-    ----------
-    url : str
-        Address to open in a browser.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skastro.explorer import Explorer
-    >>> images = np.random.default_rng(0).random((10, 1, 8, 8), dtype=np.float32)
-    >>> explorer = Explorer(images, embedding=images.reshape(10, -1))
-    >>> with explorer.serve(port=0, block=False) as server:  # port 0: any free port
-    ...     server.url.startswith("http://127.0.0.1:")
-    True
-    """
-
-    def __init__(self, server):
-        self._server = server
-        host = server.host if server.host not in ("0.0.0.0", "::") else "127.0.0.1"
-        host = f"[{host}]" if ":" in host else host
-        self.url = f"http://{host}:{server.server_port}/"
-        self._thread = threading.Thread(
-            target=server.serve_forever, name="skastro-explorer", daemon=True
-        )
-
-    def _start(self):
-        self._thread.start()
-        return self
-
-    def shutdown(self):
-        """Stop serving and free the port."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.shutdown()
 
 
 class Explorer:
@@ -227,7 +138,7 @@ class Explorer:
         random_state=0,
     ):
         self._raw_images = images if hasattr(images, "shape") else np.asarray(images)
-        self.images = _as_nchw(self._raw_images)
+        self.images = as_nchw(self._raw_images)
         n_images = len(self.images)
         if n_images < 2:
             raise ValueError(f"the explorer needs at least 2 images, got {n_images}")
@@ -295,7 +206,7 @@ class Explorer:
         self._neighbour_indices = {}
         self._views = collections.OrderedDict()
         self._current_key = None
-        self._jobs = {}
+        self._jobs = Jobs(self._compute_spec)
 
     def __len__(self):
         return len(self.images)
@@ -466,32 +377,10 @@ class Explorer:
     # -- background jobs ----------------------------------------------------------------------
 
     def _start_job(self, spec):
-        job = _Job(spec=spec)
-        job_id = uuid.uuid4().hex
-
-        def progress(fraction, message):
-            job.fraction, job.message = float(fraction), message
-
-        def work():
-            try:
-                job.view_key = self._compute_spec(spec, progress).key
-                job.fraction, job.message = 1.0, "done"
-            except Exception as exc:  # shown on the page: the user can change the settings
-                job.error = f"{type(exc).__name__}: {exc}"
-            finally:
-                job.finished = time.perf_counter()
-
-        with self._lock:
-            # Keep finished jobs only briefly: the page reads each once.
-            for old_id in [i for i, j in self._jobs.items() if j.done][:-16]:
-                del self._jobs[old_id]
-            self._jobs[job_id] = job
-        threading.Thread(target=work, name=f"skastro-job-{job_id[:8]}", daemon=True).start()
-        return job_id
+        return self._jobs.start(spec)
 
     def _job(self, job_id):
-        with self._lock:
-            return self._jobs.get(job_id)
+        return self._jobs.get(job_id)
 
     # -- colourings and instance data ---------------------------------------------------------
 
@@ -614,32 +503,9 @@ class Explorer:
         ExplorerServer or None
             With ``block=False``, a handle with ``url`` and ``shutdown()``.
         """
-        import logging
+        from skastro.explorer._server import serve
 
-        from werkzeug.serving import make_server
-
-        if host not in _LOCALHOSTS:
-            warnings.warn(
-                f"serving on {host}: anyone who can reach this address sees the images and "
-                "can run computations; the explorer has no authentication",
-                UserWarning,
-                stacklevel=2,
-            )
-        app = self.make_app()
-        # The default request log prints a line per thumbnail and poll: noise in a terminal.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        # Threaded, so that progress polls and clicks are answered while a view computes.
-        handle = ExplorerServer(make_server(host, int(port), app.server, threaded=True))
-        if not block:
-            return handle._start()
-        print(f"skastro explorer running on {handle.url} (press Ctrl+C to stop)", flush=True)
-        try:
-            handle._server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            handle._server.server_close()
-        return None
+        return serve(self.make_app(), host, port, block=block)
 
     def save_html(
         self,

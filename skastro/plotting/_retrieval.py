@@ -8,34 +8,14 @@ import numbers
 import numpy as np
 from sklearn.metrics import pairwise_distances
 
-from skastro.preprocessing import ImageScaler
+from skastro._images import as_nchw
+from skastro.plotting._common import _display_array
 
 __all__ = ["plot_retrieval"]
 
-
-def _as_nchw(images):
-    images = np.asarray(images)
-    if images.ndim == 4:
-        return images
-    if images.ndim == 3:
-        return images[:, None]
-    if images.ndim == 2:
-        side = int(np.sqrt(images.shape[1]))
-        if side * side == images.shape[1]:
-            return images.reshape(len(images), 1, side, side)
-    raise ValueError(
-        f"expected images of shape (n, H, W), (n, C, H, W) or (n, F) with F a square, "
-        f"got {images.shape}"
-    )
-
-
-def _display(image, band, stretch):
-    bands = [band] if isinstance(band, numbers.Integral) else list(band)
-    if len(bands) not in (1, 3):
-        raise ValueError(f"band must be one channel index or three (RGB), got {band!r}")
-    # each image gets its own limits: retrieval compares shapes, not brightness
-    shown = ImageScaler(stretch, per_image=True).fit_transform(image[bands][None])[0]
-    return shown[0] if len(bands) == 1 else np.moveaxis(shown, 0, -1)
+# each image gets its own limits (ImageScaler's default percentiles): retrieval compares
+# shapes, not brightness
+_PER_IMAGE_LIMITS = (0.5, 99.5)
 
 
 def plot_retrieval(
@@ -89,14 +69,14 @@ def plot_retrieval(
     Examples
     --------
     >>> import numpy as np
-    >>> from skastro.plotting_retrieval import plot_retrieval
+    >>> from skastro.plotting import plot_retrieval
     >>> images = np.random.default_rng(0).gamma(1.0, size=(12, 16, 16))
     >>> Z = images.reshape(12, -1)[:, :3]
     >>> axes = plot_retrieval(images, Z, queries=[0, 5], n_neighbors=2)
     >>> axes.shape
     (2, 5)
     """
-    images = _as_nchw(images)
+    images = as_nchw(images)
     n = len(images)
     Z = embedding.transform(images) if hasattr(embedding, "transform") else embedding
     Z = np.asarray(Z)
@@ -130,7 +110,7 @@ def plot_retrieval(
         shown = [query, *order[:n_neighbors], *order[-n_neighbors:]]
         for col, (ax, index) in enumerate(zip(row, shown)):
             ax.imshow(
-                _display(images[index], band, stretch),
+                _display_array(images[index], band, stretch, percentile=_PER_IMAGE_LIMITS),
                 cmap=cmap,
                 vmin=0,
                 vmax=1,

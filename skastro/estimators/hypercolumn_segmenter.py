@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from skastro.base import AutoencoderMixin, DeepEstimator
-from skastro.losses import mse_loss
+from skastro.losses import mse_loss, weighted_sum
 from skastro.nn.residual import ResidualAutoencoderModule, feature_map_names
 
 __all__ = ["HypercolumnSegmenter"]
@@ -224,34 +224,14 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         self : object
             The fitted estimator.
         """
-        super().fit(X)
-        if not hasattr(self, "cluster_centers_"):  # warm starts go through partial_fit
-            self._fit_segments(X)
-        return self
+        return super().fit(X, y)
 
-    def partial_fit(self, X, y=None, epochs=None):
-        """Train the autoencoder for ``epochs`` more epochs, then refit the clustering.
-
-        Parameters
-        ----------
-        X : array-like
-            Images, as for :meth:`fit`.
-        y : None
-            Ignored.
-        epochs : int or None
-            Number of epochs; ``None`` means ``max_epochs``.
-
-        Returns
-        -------
-        self : object
-        """
-        super().partial_fit(X, None, epochs=epochs)
+    def _after_fit(self, X, y):
+        # after fit and after each partial_fit: the clustering follows the trained features
         self._fit_segments(X)
-        return self
 
     def _check_params(self, data):
-        if len(self.widths) == 0 or any(int(w) < 1 for w in self.widths):
-            raise ValueError(f"widths must be a non-empty tuple of positive ints: {self.widths}")
+        super()._check_params(data)
         known = feature_map_names(len(self.widths))
         unknown = [name for name in self.layers if name not in known]
         if not self.layers or unknown:
@@ -265,9 +245,7 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
 
     def _compute_loss(self, module, X, training):
         reconstruction, _ = module(X)
-        terms = {"loss_mse": mse_loss(reconstruction, X)}
-        terms["loss"] = terms["loss_mse"]
-        return terms
+        return weighted_sum({"mse": mse_loss(reconstruction, X)}, {})
 
     def _encode(self, module, X):
         return module.encoder(X)

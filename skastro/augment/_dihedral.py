@@ -1,10 +1,4 @@
-"""Batched torch augmentations for training views.
-
-Geometric augmentations act on a whole batch at once, each image with its own random draw.
-Exact symmetries (90-degree rotations, flips) are done by indexing; continuous ones (any angle,
-scale, shear, perspective, blur) use kornia, a well-kept differentiable image library, rather
-than hand-written warps.
-"""
+"""The exact symmetries of a square image: 90-degree rotations and flips, drawn per image."""
 
 import torch
 

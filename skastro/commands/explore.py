@@ -6,24 +6,21 @@ explorer on http://127.0.0.1:P/ until Ctrl+C; ``--save-html PATH`` writes a shar
 self-contained HTML file instead.
 """
 
-# skastro.cli adds these arguments to its ``explore`` subcommand and calls run_explore; all
-# that lives here is reading the inputs, the rest is Explorer.
+# All that lives here is reading the inputs; the rest is Explorer.
 
-import argparse
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-_FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")
-_HDF5_SUFFIXES = (".h5", ".hdf5", ".he5")
-_PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
+from skastro.commands._data import add_data_arguments, describe_error
+
 # Metadata columns that may hold the images' ids, tried in this order to align rows by id.
 _ID_COLUMNS = ("id", "ids", "objid", "object_id", "identifier", "filename", "name")
 
 
-def add_explore_arguments(parser):
+def add_arguments(parser):
     """Add the ``explore`` subcommand's arguments to ``parser``.
 
     Parameters
@@ -54,54 +51,13 @@ def add_explore_arguments(parser):
         help="interface to listen on (default 127.0.0.1, this machine only; the app has no "
         "authentication)",
     )
-    parser.add_argument("--key", help="dataset holding the images in an HDF5 file")
+    add_data_arguments(parser)
     parser.add_argument(
         "--save-html",
         metavar="PATH",
         help="write a self-contained HTML file of the default view and exit without serving",
     )
     return parser
-
-
-def _suffix(path):
-    name = path.name.lower()
-    for suffix in _FITS_SUFFIXES + _HDF5_SUFFIXES:
-        if name.endswith(suffix):
-            return suffix
-    return path.suffix.lower()
-
-
-def load_data(path, key=None):
-    """Read DATA with the loader its kind calls for.
-
-    Returns
-    -------
-    sklearn.utils.Bunch
-        With ``images`` and ``ids`` at least.
-    """
-    from skastro import datasets
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such file or folder: {path}")
-    if path.is_dir():
-        names = [p.name.lower() for p in path.iterdir() if p.is_file()]
-        if any(name.endswith(_FITS_SUFFIXES) for name in names):
-            return datasets.load_fits(path)
-        if any(name.endswith(_PICTURE_SUFFIXES) for name in names):
-            return datasets.load_image_folder(path)
-        raise ValueError(f"{path} holds no FITS, PNG or JPEG files")
-    suffix = _suffix(path)
-    if suffix in _FITS_SUFFIXES:
-        return datasets.load_fits(path)
-    if suffix == ".npy":
-        return datasets.load_sdss_npy(path)
-    if suffix in _HDF5_SUFFIXES:
-        return datasets.load_hdf5(path) if key is None else datasets.load_hdf5(path, key=key)
-    raise ValueError(
-        f"cannot tell how to read {path.name}: expected .fits/.fit, .npy, .h5/.hdf5, or a "
-        "folder of FITS or PNG/JPEG files"
-    )
 
 
 def load_model(path):
@@ -184,9 +140,15 @@ def build_explorer(args):
     """The :class:`Explorer` that parsed ``explore`` arguments describe."""
     import pandas as pd
 
+    from skastro.datasets import open_data
     from skastro.explorer import Explorer
 
-    bunch = load_data(args.data, key=getattr(args, "key", None))
+    def report(line):
+        print(line, file=sys.stderr)
+
+    bunch = open_data(
+        args.data, key=args.key, id_key=args.id_key, skip_bad=args.skip_bad, report=report
+    )
     images = bunch["images"]
     ids = bunch.get("ids")
     if ids is None:
@@ -214,7 +176,7 @@ def build_explorer(args):
     )
 
 
-def run_explore(args):
+def run(args):
     """Run ``skastro explore`` with parsed arguments; return the exit status.
 
     Serves the explorer until interrupted, or with ``--save-html`` writes the HTML file and
@@ -229,7 +191,7 @@ def run_explore(args):
             print(f"wrote {os.path.abspath(path)}")
             return 0
     except (DataLoadError, ModelFormatError, FileNotFoundError, ValueError) as exc:
-        print(f"skastro explore: error: {exc}", file=sys.stderr)
+        print(f"skastro explore: error: {describe_error(exc, args.skip_bad)}", file=sys.stderr)
         return 2
     try:
         explorer.serve(host=args.host, port=args.port)
@@ -240,14 +202,3 @@ def run_explore(args):
         )
         return 2
     return 0
-
-
-def main(argv=None):
-    """Run the subcommand on its own: ``python -m skastro.explorer.command DATA ...``."""
-    parser = argparse.ArgumentParser(prog="skastro explore", description=__doc__.splitlines()[0])
-    add_explore_arguments(parser)
-    return run_explore(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

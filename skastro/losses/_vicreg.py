@@ -20,7 +20,7 @@ __all__ = ["VICRegLoss", "covariance_loss", "invariance_loss", "rankme", "varian
 def _check_embeddings(Z, name="Z", min_samples=2):
     if Z.ndim != 2:
         raise ValueError(
-            f"{name} must be a 2-D (batch, features) tensor, got shape {tuple(Z.shape)}"
+            f"{name} must be a 2-D (batch, dim) tensor of embeddings, got shape {tuple(Z.shape)}"
         )
     if Z.shape[0] < min_samples:
         raise ValueError(

@@ -116,7 +116,7 @@ class FaintCalibratedClassifier(BaseEstimator):
     >>> from sklearn.pipeline import make_pipeline
     >>> from sklearn.preprocessing import FunctionTransformer
     >>> from skastro.datasets import make_star_galaxy
-    >>> from skastro.faint_calibration import FaintCalibratedClassifier
+    >>> from skastro.meta import FaintCalibratedClassifier
     >>> sky = make_star_galaxy(200, image_size=32, random_state=0)
     >>> flat = make_pipeline(FunctionTransformer(lambda X: X.reshape(len(X), -1)),
     ...                      LogisticRegression(max_iter=200))

@@ -1,14 +1,15 @@
-"""Image artefacts that make normal cutouts anomalous, for anomaly-detection benchmarks.
+"""Image artefacts that make normal cutouts anomalous, for anomaly-detection experiments.
 
 Four kinds of artefacts that survey pipelines meet: satellite trails (a straight, PSF-wide
 streak across the frame, in every band), cosmic rays (a few sharp, unconvolved hits in one
 band only, since they strike a single exposure), saturated stars with diffraction spikes (a
 bright PSF clipped at a saturation level, with four spikes) and blank frames (sky noise only).
-Private: used by the benchmark and the example.
 """
 
 import numpy as np
 from sklearn.utils import Bunch
+
+__all__ = ["ANOMALY_KINDS", "make_anomalies"]
 
 ANOMALY_KINDS = ("satellite_trail", "cosmic_ray", "saturated_star", "blank_frame")
 

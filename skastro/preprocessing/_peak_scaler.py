@@ -14,7 +14,7 @@ from scipy.stats import median_abs_deviation
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from skastro._validation import NAN_POLICIES
-from skastro.features import _ImageTransformer
+from skastro.features._base import _ImageTransformer
 
 __all__ = ["PeakScaler"]
 
@@ -76,7 +76,7 @@ class PeakScaler(_ImageTransformer):
     Examples
     --------
     >>> import numpy as np
-    >>> from skastro.cutouts import PeakScaler
+    >>> from skastro.preprocessing import PeakScaler
     >>> yy, xx = np.mgrid[:16, :16] - 7.5
     >>> star = np.exp(-(yy**2 + xx**2) / 2.0)
     >>> X = np.stack([star, 100.0 * star])  # the same shape, 100 times brighter

@@ -14,7 +14,7 @@ import torch
 from kornia.filters import gaussian_blur2d
 from kornia.geometry.transform import get_rotation_matrix2d, warp_affine
 
-from skastro.augment import random_dihedral
+from skastro.augment._dihedral import random_dihedral
 
 __all__ = ["random_blur", "random_crop_rotate", "random_view"]
 
