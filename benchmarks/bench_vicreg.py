@@ -38,8 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Timer, write_result
 
 from skastro import KNNOutlierDetector, VICRegEmbedder
-from skastro.datasets import ANOMALY_KINDS, make_anomalies
-from skastro.datasets import make_galaxies
+from skastro.datasets import ANOMALY_KINDS, make_anomalies, make_galaxies
 from skastro.losses import rankme
 
 TITLE = "VICReg: self-supervised embedding, clustering and anomalies on make_galaxies"

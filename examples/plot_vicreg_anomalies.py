@@ -23,10 +23,8 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score
 
 from skastro import KNNOutlierDetector, VICRegEmbedder
-from skastro.datasets import make_anomalies
-from skastro.datasets import make_galaxies
-from skastro.plotting import plot_embedding, plot_history, plot_image, plot_roc
-from skastro.plotting import plot_retrieval
+from skastro.datasets import make_anomalies, make_galaxies
+from skastro.plotting import plot_embedding, plot_history, plot_image, plot_retrieval, plot_roc
 
 train = make_galaxies(600, image_size=32, noise_sigma=0.02, random_state=0)
 test = make_galaxies(400, image_size=32, noise_sigma=0.02, random_state=1)

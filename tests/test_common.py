@@ -8,10 +8,10 @@ the suite until it is removed from the list.
 import importlib
 
 import pytest
-from _sklearn_checks import parametrize_with_checks
 
 import skastro
 from skastro._registry import EXPECTED_FAILED_CHECKS, PUBLIC, TINY_SETTINGS
+from tests._sklearn_checks import parametrize_with_checks
 
 
 def _instances():

@@ -1,9 +1,7 @@
 """Unit tests of the explorer: computations, thumbnails, callbacks, export, server, CLI.
 
-Everything here runs without a browser; tests/test_explorer_browser.py drives the real page.
-"""
+Everything here runs without a browser; tests/test_explorer_browser.py drives the real page."""
 
-import argparse
 import base64
 import csv
 import doctest
@@ -80,9 +78,6 @@ def explorer(data):
     return Explorer(images, embedding=embedding, labels=kinds, metadata=metadata, ids=ids)
 
 
-# -- thumbnails ---------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize("stretch", STRETCHES)
 def test_render_png_decodes_to_requested_size(stretch):
     image = np.random.default_rng(0).normal(size=(1, 20, 10)).astype(">f4")  # FITS byte order
@@ -134,9 +129,6 @@ def test_thumbnail_renderer_only_takes_integer_indices(data):
     assert uri.startswith("data:image/png;base64,")
     assert Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).size == (16, 16)
     assert renderer.band_options() == ["rgb", 0, 1, 2]
-
-
-# -- projection, clustering, neighbours ---------------------------------------------------------
 
 
 @pytest.mark.parametrize(("method", "n_dims"), [("pca", 2), ("pca", 3), ("tsne", 2), ("none", 3)])
@@ -231,9 +223,6 @@ def test_neighbours_within_and_outside_cluster():
     assert list(same) == _brute_force(embedding, 3, list(range(500)), 4) and len(other) == 0
 
 
-# -- the Explorer -------------------------------------------------------------------------------
-
-
 def test_explorer_validates_inputs(data):
     images, embedding, kinds, metadata = data
     with pytest.raises(ValueError, match="shape"):
@@ -298,9 +287,6 @@ def test_similar_and_instance_record(explorer):
         explorer.similar(N_IMAGES)
 
 
-# -- figure -------------------------------------------------------------------------------------
-
-
 def _decode(typed):
     return np.frombuffer(base64.b64decode(typed["bdata"]), dtype=np.float32)
 
@@ -348,9 +334,6 @@ def test_color_options_follow_the_view(explorer):
     assert figure["data"][0]["marker"]["colorbar"]["title"]["text"] == "redshift"
     figure = cb.figure_for(explorer, plain.key, "meta:1")
     assert [t["name"] for t in figure["data"]] == ["A", "B", HIGHLIGHT_NAME]
-
-
-# -- callbacks ----------------------------------------------------------------------------------
 
 
 def _wait(explorer, job_id, timeout=30):
@@ -444,9 +427,6 @@ def test_hover_tooltip_and_parameter_visibility(explorer):
     assert visible["umap"]["display"] == "block" and visible["tsne"]["display"] == "none"
     assert visible["hdbscan"]["display"] == "block" and visible["n_clusters"]["display"] == "none"
     assert cb.parameter_visibility("pca", "none")["cluster_space"]["display"] == "none"
-
-
-# -- app, server, export ------------------------------------------------------------------------
 
 
 def test_thumbnail_route_only_serves_indices(explorer):
@@ -555,114 +535,3 @@ def test_docstring_examples_run():
         warnings.simplefilter("ignore")
         result = doctest.testmod(_explorer, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
-
-
-# -- command line -------------------------------------------------------------------------------
-
-
-def _parse(argv):
-    from skastro.commands.explore import add_arguments as add_explore_arguments
-
-    return add_explore_arguments(argparse.ArgumentParser()).parse_args(argv)
-
-
-def test_explore_arguments():
-    args = _parse(["cutouts.npy"])
-    assert (args.data, args.model, args.metadata, args.port, args.host) == (
-        "cutouts.npy", None, None, 8050, "127.0.0.1",
-    )  # fmt: skip
-    args = _parse(["c.h5", "--key", "images", "--model", "m", "--port", "9000", "--save-html", "o"])
-    assert (args.key, args.model, args.port, args.save_html) == ("images", "m", 9000, "o")
-
-
-def test_open_data_dispatches_on_the_kind_of_path(tmp_path, monkeypatch):
-    from sklearn.utils import Bunch
-
-    from skastro.datasets import _open, open_data
-
-    calls = []
-
-    def fake(name):
-        def loader(path, *args, **kwargs):
-            calls.append((name, path.name, args, kwargs))
-            return Bunch(images=np.zeros((2, 4, 4)), ids=["a", "b"])
-
-        return loader
-
-    for name in ("load_fits", "load_sdss_npy", "load_image_folder", "load_hdf5"):
-        monkeypatch.setattr(_open, name, fake(name))
-    (tmp_path / "fits").mkdir()
-    (tmp_path / "fits" / "a.fits").touch()
-    (tmp_path / "png").mkdir()
-    (tmp_path / "png" / "a.PNG").touch()
-    for name in ("x.fits", "x.fit", "x.h5", "x.hdf5", "x.txt"):
-        (tmp_path / name).touch()
-    # an SDSS-style structured .npy (a plain numeric one is read lazily, without a loader)
-    np.save(tmp_path / "x.npy", np.zeros(2, dtype=[("image", "f4", (1, 4, 4))]))
-    open_data(tmp_path / "x.fits")
-    open_data(tmp_path / "x.fit")
-    open_data(tmp_path / "fits")
-    open_data(tmp_path / "png")
-    open_data(tmp_path / "x.npy")
-    open_data(tmp_path / "x.h5", key="cutouts")
-    open_data(tmp_path / "x.hdf5")
-    assert [c[0] for c in calls] == [
-        "load_fits", "load_fits", "load_fits", "load_image_folder", "load_sdss_npy",
-        "load_hdf5", "load_hdf5",
-    ]  # fmt: skip
-    assert calls[5][2] == ("cutouts",)
-
-
-def test_align_metadata():
-    from skastro.commands.explore import align_metadata
-
-    frame = pd.DataFrame({"objID": [3, 1, 2, 9], "z": [0.3, 0.1, 0.2, 0.9]})
-    aligned = align_metadata(frame, ["1", "2", "3"])
-    assert aligned["z"].tolist() == [0.1, 0.2, 0.3]
-    in_order = align_metadata(pd.DataFrame({"z": [1, 2]}), ["a", "b"])
-    assert in_order["z"].tolist() == [1, 2]
-    with pytest.raises(ValueError, match="rows"):
-        align_metadata(pd.DataFrame({"z": [1, 2, 3]}), ["a", "b"])
-
-
-def test_labels_and_metadata_from_a_loader_bunch():
-    from sklearn.utils import Bunch
-
-    from skastro.commands.explore import labels_and_metadata
-
-    bunch = Bunch(
-        images=np.zeros((3, 1, 4, 4)),
-        target=np.array([1, 0, 1]),
-        target_names=np.array(["STAR", "GALAXY"]),
-        objID=np.array([7, 8, 9]),
-        z=np.array([0.1, 0.2, 0.3]),
-        ids=["7", "8", "9"],
-        filenames=["a", "b", "c"],
-        skipped=[],
-    )
-    labels, metadata = labels_and_metadata(bunch, 3)
-    assert labels.tolist() == ["GALAXY", "STAR", "GALAXY"]
-    assert list(metadata.columns) == ["objID", "z"]
-    bunch["class_names"] = np.array(["g", "s", "g"])
-    assert labels_and_metadata(bunch, 3)[0].tolist() == ["g", "s", "g"]
-
-
-def test_run_explore_writes_html_with_a_joblib_model(tmp_path, data, capsys):
-    import joblib
-
-    from skastro.commands.explore import run as run_explore
-
-    images = data[0]
-    np.save(tmp_path / "cutouts.npy", images)  # plain numbers: ids are the row numbers
-    joblib.dump(TransformOnly(), tmp_path / "model.joblib")
-    pd.DataFrame({"id": [str(i) for i in range(N_IMAGES)][::-1], "mag": range(N_IMAGES)}).to_csv(
-        tmp_path / "meta.csv", index=False
-    )
-    out = tmp_path / "out.html"
-    args = _parse([str(tmp_path / "cutouts.npy"), "--model", str(tmp_path / "model.joblib"),
-                   "--metadata", str(tmp_path / "meta.csv"), "--save-html", str(out)])  # fmt: skip
-    assert run_explore(args) == 0
-    assert out.exists() and "TransformOnly" in out.read_text(encoding="utf-8")
-    assert "wrote" in capsys.readouterr().out
-    assert run_explore(_parse([str(tmp_path / "nothing.npy")])) == 2
-    assert "no such file" in capsys.readouterr().err

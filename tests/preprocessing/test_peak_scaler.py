@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
-from _sklearn_checks import parametrize_with_checks
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score
 from sklearn.pipeline import make_pipeline
 
 from skastro import PeakScaler
+from tests._sklearn_checks import parametrize_with_checks
 
 SIZE = 16
 

@@ -4,13 +4,13 @@ import pickle
 
 import numpy as np
 import pytest
-from _sklearn_checks import parametrize_with_checks
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import PCA
 from sklearn.utils.validation import check_random_state, validate_data
 
 from skastro import ConvAutoencoder, EquivariantAutoencoder, KFoldEnsemble
 from skastro.meta import generalized_procrustes
+from tests._sklearn_checks import parametrize_with_checks
 
 
 class RotatedProjection(TransformerMixin, BaseEstimator):

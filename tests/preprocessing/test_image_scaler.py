@@ -4,10 +4,10 @@ import warnings
 
 import numpy as np
 import pytest
-from _sklearn_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 from skastro.preprocessing import ImageScaler
+from tests._sklearn_checks import parametrize_with_checks
 
 STRETCHES = ["asinh", "log", "linear", "sqrt"]
 
