@@ -5,6 +5,7 @@ import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -278,3 +279,19 @@ def test_unknown_parameter_in_a_file_is_a_clear_error(saved, tmp_path):
     _edit(folder, lambda info: info["params"].update(future_option=1))
     with pytest.raises(ModelFormatError, match="future_option"):
         load(folder)
+
+
+@pytest.mark.parametrize(
+    ("name", "method", "expected"),
+    [
+        ("conv", "transform", "conv_Z.npy"),
+        ("cond_vae", "decision_function", "cond_vae_decision.npy"),
+        ("ensemble", "transform", "ensemble_Z.npy"),
+    ],
+)
+def test_models_saved_before_the_layout_change_still_load(name, method, expected):
+    # written by skastro 0.1.0 as it was before the package became subpackages (commit 18b66a7)
+    folder = Path(__file__).parent / "data" / "models_v0.1.0"
+    X = np.load(folder / "X.npy")
+    model = load(folder / name)
+    np.testing.assert_allclose(getattr(model, method)(X), np.load(folder / expected), atol=1e-6)
