@@ -9,6 +9,9 @@ import torch
 
 __all__ = ["resolve_device", "seeded"]
 
+# torch device types that hold values and run computations
+_COMPUTE_DEVICES = ("cpu", "cuda", "mps", "xpu")
+
 
 def resolve_device(device):
     """Map ``"auto"`` to ``"cuda"`` when a GPU is available, else ``"cpu"``; check the rest.
@@ -36,9 +39,12 @@ def resolve_device(device):
             f"(torch {torch.__version__}); use device='cpu' or device='auto'."
         )
     try:
-        torch.device(device)
+        kind = torch.device(device).type
     except RuntimeError as exc:
         raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from exc
+    if kind not in _COMPUTE_DEVICES:
+        # "meta" tensors have shapes but no values: a network there computes nothing
+        raise ValueError(f"device={device!r} cannot run a network; use 'auto', 'cpu' or 'cuda'")
     return device
 
 

@@ -104,6 +104,25 @@ def _resolve_image_shape(n_features, image_shape):
     return shape
 
 
+def _check_declared_shape(shape, image_shape, estimator_name):
+    """Refuse an ``image_shape`` parameter that contradicts the images' own shape.
+
+    ``image_shape`` only says how to reshape flat rows; images given as (n, H, W) or
+    (n, C, H, W) carry their shape, and a different declared one is a mistake (e.g. a
+    parameter copied from another data set) that must not pass silently.
+    """
+    try:
+        declared = tuple(int(s) for s in image_shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"image_shape must be (C, H, W), got {image_shape!r}") from None
+    if len(declared) != 3 or any(d != -1 and d != s for d, s in zip(declared, shape)):
+        raise ValueError(
+            f"{estimator_name} has image_shape={tuple(image_shape)!r}, but X holds images of "
+            f"shape {tuple(shape)}; image_shape is only needed for flat (n, F) input: leave it "
+            "None for (n, H, W) and (n, C, H, W) images, or set it to their shape"
+        )
+
+
 class ImageBatches:
     """A validated view of the user's images that yields native float32 batches.
 
@@ -291,6 +310,8 @@ def check_images(
         shape, layout = (1, *X.shape[1:]), "hw"
     else:
         shape, layout = tuple(X.shape[1:]), "chw"
+    if ndim > 2 and image_shape is not None:
+        _check_declared_shape(shape, image_shape, estimator_name)
     if min(shape) < 1:
         raise ValueError(f"images must have at least one pixel, got image shape {shape}")
     if expected_shape is not None and tuple(shape) != tuple(expected_shape):
@@ -334,6 +355,17 @@ def check_widths(widths, name="widths"):
     >>> check_widths((8, 16))
     (8, 16)
     """
-    if len(widths) == 0 or any(int(w) < 1 for w in widths):
-        raise ValueError(f"{name} must be a non-empty tuple of positive ints: {widths}")
+    valid = (
+        not isinstance(widths, str | bytes)
+        and hasattr(widths, "__len__")
+        and len(widths) > 0
+        and all(
+            isinstance(w, numbers.Integral) and not isinstance(w, bool | np.bool_) and w >= 1
+            for w in widths
+        )
+    )
+    if not valid:
+        raise ValueError(
+            f"{name} must be a non-empty tuple of positive ints, e.g. (16, 32, 64); got {widths!r}"
+        )
     return tuple(int(w) for w in widths)

@@ -9,6 +9,8 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skastro._constraints import refuse_bools
+
 __all__ = ["KNNOutlierDetector", "kneighbors_excluding_self"]
 
 # Tukey's fence: a point whose mean kNN distance lies more than 1.5 interquartile ranges above
@@ -149,6 +151,7 @@ class KNNOutlierDetector(OutlierMixin, BaseEstimator):
             Interval(numbers.Real, 0, 0.5, closed="right"),
         ],
     }
+    _parameter_constraints = refuse_bools(_parameter_constraints)
 
     def __init__(self, n_neighbors=5, *, metric="euclidean", contamination="auto"):
         self.n_neighbors = n_neighbors

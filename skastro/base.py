@@ -45,7 +45,9 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import ProgressBar
 from skorch.history import History
 
+from skastro._constraints import refuse_bools
 from skastro._device import resolve_device, seeded
+from skastro._limits import check_network_size
 from skastro._net import SkastroNet
 from skastro._validation import NAN_POLICIES, check_images, check_widths
 from skastro.exceptions import ModelFormatError
@@ -63,6 +65,8 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
     them), ``_build_module``, ``_compute_loss`` and ``_encode``; see the module docstring.
     """
 
+    # numeric intervals refuse bools (batch_size=True is not a batch of one); subclasses'
+    # constraints get the same treatment in __init_subclass__
     _parameter_constraints = {
         "n_components": [Interval(numbers.Integral, 1, None, closed="left")],
         "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
@@ -78,6 +82,7 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
         "nan_policy": [StrOptions(set(NAN_POLICIES))],
         "warm_start": ["boolean"],
     }
+    _parameter_constraints = refuse_bools(_parameter_constraints)
 
     # skorch's train/valid split is off: unsupervised training uses every image.
     _train_split = None
@@ -86,6 +91,15 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
 
     # Parameters holding the channel widths of a network: each is checked by _check_params.
     _width_parameters = ("widths",)
+
+    # Names of the extra fitted state (_fitted_state) a saved model may hold; loading refuses
+    # any other name, so a model file can only set what the estimator itself would save.
+    _fitted_state_keys = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "_parameter_constraints" in cls.__dict__:
+            cls._parameter_constraints = refuse_bools(cls.__dict__["_parameter_constraints"])
 
     # ------------------------------------------------------------------ hooks for subclasses
     # The three hooks below are abstract by design: every estimator defines them (see
@@ -129,9 +143,19 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
         return self._compute_loss(module, X, training)
 
     def _check_params(self, data):
-        """Check parameters once the data's shape is known; subclasses call ``super()`` first."""
+        """Check parameters once the data's shape is known; subclasses call ``super()`` first.
+
+        Besides the widths, the size of the network is checked here, before anything is built:
+        one that would not fit in memory (e.g. ``n_components=10**7``) is refused with the size
+        it would need (:func:`skastro._limits.check_network_size`).
+        """
         for name in self._width_parameters:
             check_widths(getattr(self, name), name)
+        try:
+            device = resolve_device(self.device)
+        except ValueError:
+            device = "cpu"  # reported when the device is resolved for training
+        check_network_size(self, data.image_shape, device=device, batch_size=self.batch_size)
 
     def _on_net_initialized(self, net, data):
         """Hook run once the net exists, before training (e.g. to fit helper models)."""
@@ -530,7 +554,12 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
         if history is not None:
             net.history = History(history)
         if optimizer_state is not None:
-            net.optimizer_.load_state_dict(optimizer_state)
+            try:
+                net.optimizer_.load_state_dict(optimizer_state)
+            except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
+                raise ModelFormatError(
+                    f"the optimizer state does not fit the network: {exc!r:.300}"
+                ) from exc
         self.net_ = net
         self._after_training(net)
         self.interrupted_ = bool(info.get("interrupted", False))

@@ -18,6 +18,7 @@ from skastro.base import DeepEstimator
 from skastro.exceptions import ModelFormatError
 from skastro.serialization import (
     FORMAT_VERSION,
+    decode_parameter,
     load_training_state,
     read_model_info,
     save,
@@ -147,11 +148,16 @@ def test_non_finite_values_and_arrays_round_trip(tmp_path):
 
     reference = np.arange(12, dtype=np.float64).reshape(6, 2)
     model = VICRegEmbedder(reference=reference, noise_std=float("nan"))
+    save(model, tmp_path)
+    # strict JSON: no bare NaN in the file, but a tagged value that decodes back to NaN
+    info = json.loads((tmp_path / "model.json").read_text(), parse_constant=pytest.fail)
+    assert np.isnan(decode_parameter(info["params"]["noise_std"]))
+    # loading checks every parameter: NaN is not a valid noise_std
+    with pytest.raises(ModelFormatError, match=r"model.json: 'params.noise_std' is invalid"):
+        load(tmp_path)
+    model.set_params(noise_std=0.0)
     loaded = load(save(model, tmp_path))
     np.testing.assert_array_equal(loaded.reference, reference)
-    assert np.isnan(loaded.noise_std)
-    # strict JSON: no bare NaN in the file
-    json.loads((tmp_path / "model.json").read_text(), parse_constant=pytest.fail)
 
 
 def test_estimator_parameter_is_saved_in_a_sub_folder(tmp_path):

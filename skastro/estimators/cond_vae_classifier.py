@@ -189,6 +189,8 @@ class CondVAEClassifier(DeepEstimator):
     array([0, 1])
     """
 
+    _fitted_state_keys = ("classes", "threshold", "sign")
+
     _parameter_constraints = {
         **DeepEstimator._parameter_constraints,
         "widths": [tuple, list],
@@ -477,9 +479,15 @@ class CondVAEClassifier(DeepEstimator):
 
     def _restore_fitted_state(self, state):
         super()._restore_fitted_state(state)
-        self.classes_ = np.asarray(state["classes"])
-        self.threshold_ = float(state["threshold"])
-        self.sign_ = float(state["sign"])
+        classes = np.asarray(state["classes"])
+        threshold, sign = float(state["threshold"]), float(state["sign"])
+        if classes.shape != (2,) or classes.dtype.kind not in "iuUSb":
+            raise ValueError(f"'classes' must be two labels, got {state['classes']!r}")
+        if not np.isfinite(threshold):
+            raise ValueError(f"'threshold' must be a finite number, got {threshold!r}")
+        if sign not in (-1.0, 1.0):
+            raise ValueError(f"'sign' must be 1 or -1, got {sign!r}")
+        self.classes_, self.threshold_, self.sign_ = classes, threshold, sign
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

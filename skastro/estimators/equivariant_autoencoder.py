@@ -190,6 +190,10 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
     (16, 1, 16, 16)
     """
 
+    # escnn computes its filter bases from real numbers: the size check estimates this
+    # network from its widths instead of building it on torch's meta device
+    _builds_on_meta = False
+
     _parameter_constraints = {
         **DeepEstimator._parameter_constraints,
         "group": [StrOptions(set(GROUPS))],

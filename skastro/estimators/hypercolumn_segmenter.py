@@ -155,6 +155,13 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
     (0, 1)
     """
 
+    _fitted_state_keys = (
+        "cluster_centers",
+        "segment_intensity",
+        "hypercolumn_mean",
+        "hypercolumn_scale",
+    )
+
     _parameter_constraints = {
         **DeepEstimator._parameter_constraints,
         "n_segments": [Interval(numbers.Integral, 2, None, closed="left")],
@@ -394,9 +401,27 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
 
     def _restore_fitted_state(self, state):
         super()._restore_fitted_state(state)
-        self.cluster_centers_ = np.asarray(state["cluster_centers"], dtype=np.float32)
-        self.segment_intensity_ = np.array(
+        centers = np.asarray(state["cluster_centers"], dtype=np.float32)
+        intensity = np.array(
             [np.nan if v is None else v for v in state["segment_intensity"]], dtype=np.float64
         )
-        self.hypercolumn_mean_ = np.asarray(state["hypercolumn_mean"], dtype=np.float32)
-        self.hypercolumn_scale_ = np.asarray(state["hypercolumn_scale"], dtype=np.float32)
+        mean = np.asarray(state["hypercolumn_mean"], dtype=np.float32)
+        scale = np.asarray(state["hypercolumn_scale"], dtype=np.float32)
+        if centers.ndim != 2 or len(centers) != self.n_segments:
+            raise ValueError(
+                f"'cluster_centers' must hold {self.n_segments} rows (n_segments), got an "
+                f"array of shape {centers.shape}"
+            )
+        if mean.shape != (centers.shape[1],) or scale.shape != mean.shape:
+            raise ValueError(
+                f"'hypercolumn_mean' and 'hypercolumn_scale' must hold {centers.shape[1]} "
+                f"values each, got shapes {mean.shape} and {scale.shape}"
+            )
+        if intensity.shape != (self.n_segments,) or np.isinf(intensity).any():
+            raise ValueError("'segment_intensity' must hold one number (or null) per segment")
+        if not (np.isfinite(centers).all() and np.isfinite(mean).all()):
+            raise ValueError("'cluster_centers' and 'hypercolumn_mean' must be finite")
+        if not (np.isfinite(scale).all() and (scale > 0).all()):
+            raise ValueError("'hypercolumn_scale' must be finite and positive")
+        self.cluster_centers_, self.segment_intensity_ = centers, intensity
+        self.hypercolumn_mean_, self.hypercolumn_scale_ = mean, scale

@@ -6,6 +6,7 @@ import numpy as np
 from scipy import ndimage
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from skastro._constraints import refuse_bools
 from skastro._validation import NAN_POLICIES
 from skastro.features._base import _ImageTransformer
 from skastro.features._sky import _robust_sky
@@ -89,6 +90,7 @@ class BlobCounter(_ImageTransformer):
         "image_shape": [tuple, list, None],
         "nan_policy": [StrOptions(set(NAN_POLICIES))],
     }
+    _parameter_constraints = refuse_bools(_parameter_constraints)
 
     def __init__(self, threshold="otsu", *, min_area=2, image_shape=None, nan_policy="raise"):
         self.threshold = threshold

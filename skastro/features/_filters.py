@@ -6,6 +6,7 @@ import numpy as np
 from scipy import fft, ndimage
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from skastro._constraints import refuse_bools
 from skastro._validation import NAN_POLICIES
 from skastro.features._base import _ImageTransformer
 
@@ -74,6 +75,7 @@ class DifferenceOfGaussians(_ImageTransformer):
         "image_shape": [tuple, list, None],
         "nan_policy": [StrOptions(set(NAN_POLICIES))],
     }
+    _parameter_constraints = refuse_bools(_parameter_constraints)
 
     _image_output = True
 
@@ -174,6 +176,7 @@ class FourierLaplacian(_ImageTransformer):
         "image_shape": [tuple, list, None],
         "nan_policy": [StrOptions(set(NAN_POLICIES))],
     }
+    _parameter_constraints = refuse_bools(_parameter_constraints)
 
     _image_output = True
 

@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from skastro._constraints import refuse_bools
 from skastro._validation import NAN_POLICIES
 from skastro.features._base import _batch_size, _ImageTransformer, _pixel_grid
 from skastro.features._sky import _border_sky
@@ -98,6 +99,7 @@ class RadialProfile(_ImageTransformer):
         "image_shape": [tuple, list, None],
         "nan_policy": [StrOptions(set(NAN_POLICIES))],
     }
+    _parameter_constraints = refuse_bools(_parameter_constraints)
 
     def __init__(
         self,

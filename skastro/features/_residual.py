@@ -5,6 +5,7 @@ import numbers
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from skastro._constraints import refuse_bools
 from skastro._validation import NAN_POLICIES
 from skastro.features._base import _ImageTransformer
 from skastro.features._profiles import _annulus_sums, _object_radii
@@ -97,6 +98,7 @@ class AxisymmetricResidual(_ImageTransformer):
         "image_shape": [tuple, list, None],
         "nan_policy": [StrOptions(set(NAN_POLICIES))],
     }
+    _parameter_constraints = refuse_bools(_parameter_constraints)
 
     _image_output = True
 

@@ -11,6 +11,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
+from skastro._constraints import refuse_bools
 from skastro._validation import check_images
 from skastro.photometry import aperture_snr, flux_fractions, sky_noise
 
@@ -137,6 +138,7 @@ class FaintCalibratedClassifier(BaseEstimator):
         "border": [Interval(numbers.Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
     }
+    _parameter_constraints = refuse_bools(_parameter_constraints)
 
     def __init__(
         self,

@@ -16,7 +16,9 @@ from sklearn.model_selection import KFold
 from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import _num_samples, check_is_fitted
+from sklearn.utils.validation import _is_fitted, _num_samples, check_is_fitted
+
+from skastro._constraints import refuse_bools
 
 __all__ = ["KFoldEnsemble", "generalized_procrustes"]
 
@@ -238,6 +240,20 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
     (30, 1, 8, 8)
     """
 
+    # every fitted attribute a saved ensemble may hold (see _fitted_state)
+    _fitted_state_keys = (
+        "estimators_",
+        "fold_indices_",
+        "_n_features_out",
+        "n_features_in_",
+        "centers_",
+        "rotations_",
+        "alignment_residuals_",
+        "signs_",
+        "classes_",
+        "threshold_",
+    )
+
     _parameter_constraints = {
         "estimator": [HasMethods(["fit", "transform"]), None],
         "n_splits": [Interval(numbers.Integral, 2, None, closed="left")],
@@ -248,6 +264,7 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         "n_jobs": [numbers.Integral, None],
         "verbose": ["verbose"],
     }
+    _parameter_constraints = refuse_bools(_parameter_constraints)
 
     def __init__(
         self,
@@ -549,10 +566,65 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         return state
 
     def _restore_fitted_state(self, state):
-        for name, value in state.items():
+        # only the names _fitted_state writes, each checked: a model file must not be able to
+        # set arbitrary attributes ("__dict__", methods) or inconsistent ones
+        unknown = sorted(set(state) - set(self._fitted_state_keys))
+        if unknown:
+            raise ValueError(f"unknown fitted attribute(s) {unknown}")
+        missing = [k for k in ("estimators_", "fold_indices_", "_n_features_out") if k not in state]
+        if missing:
+            raise ValueError(f"missing fitted attribute(s) {missing}")
+        members = state["estimators_"]
+        if not isinstance(members, list) or not members:
+            raise ValueError("'estimators_' must be a non-empty list of fitted members")
+        template = type(self._member_template())
+        for member in members:
+            if type(member) is not template or not _is_fitted(member):
+                raise ValueError(
+                    f"'estimators_' must hold fitted {template.__name__} members, got "
+                    f"{type(member).__name__}"
+                )
+        folds = state["fold_indices_"]
+        if not isinstance(folds, list) or len(folds) != len(members):
+            raise ValueError("'fold_indices_' must hold one index array per member")
+        folds = [np.asarray(fold) for fold in folds]
+        if any(fold.ndim != 1 or (fold.size and fold.dtype.kind not in "iu") for fold in folds):
+            raise ValueError("'fold_indices_' must hold 1-D integer arrays")
+        n_out = state["_n_features_out"]
+        if isinstance(n_out, bool) or not isinstance(n_out, int) or n_out < 1:
+            raise ValueError(f"'_n_features_out' must be a positive int, got {n_out!r}")
+        n = len(members)
+        shapes = {
+            "centers_": (n, None),
+            "rotations_": (n, None, None),
+            "alignment_residuals_": (n,),
+            "signs_": (n,),
+        }
+        arrays = {}
+        for name, shape in shapes.items():
+            if name not in state:
+                continue
+            value = np.asarray(state[name], dtype=np.float64)
+            if value.ndim != len(shape) or value.shape[0] != n:
+                raise ValueError(f"'{name}' must have shape {shape}, got {value.shape}")
+            if name != "alignment_residuals_" and not np.isfinite(value).all():
+                raise ValueError(f"'{name}' holds NaN or inf")
+            arrays[name] = value.astype(np.asarray(state[name]).dtype, copy=False)
+        if self.combine == "procrustes" and not {"centers_", "rotations_"} <= set(arrays):
+            raise ValueError("combine='procrustes' needs 'centers_' and 'rotations_'")
+        if "signs_" in arrays and not np.isin(arrays["signs_"], (-1.0, 1.0)).all():
+            raise ValueError("'signs_' must hold 1 or -1 per member")
+        self.estimators_, self.fold_indices_, self._n_features_out = members, folds, n_out
+        for name, value in arrays.items():
             setattr(self, name, value)
-        if "classes_" in state:
-            self.classes_ = np.asarray(state["classes_"])
+        if "n_features_in_" in state:
+            self.n_features_in_ = int(state["n_features_in_"])
+        if "signs_" in state:
+            classes = np.asarray(state.get("classes_"))
+            threshold = float(state.get("threshold_", np.nan))
+            if classes.shape != (2,) or not np.isfinite(threshold):
+                raise ValueError("'classes_' must be two labels and 'threshold_' a finite number")
+            self.classes_, self.threshold_ = classes, threshold
 
     def __sklearn_tags__(self):
         from sklearn.utils import get_tags

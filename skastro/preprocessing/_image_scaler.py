@@ -10,6 +10,8 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted, validate_data
 
+from skastro._constraints import refuse_bools
+
 __all__ = ["ImageScaler"]
 
 
@@ -127,6 +129,7 @@ class ImageScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         "softening": [Interval(Real, 0, None, closed="neither")],
         "image_shape": ["array-like", None],
     }
+    _parameter_constraints = refuse_bools(_parameter_constraints)
 
     def __init__(
         self,

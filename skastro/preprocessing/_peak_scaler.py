@@ -13,6 +13,7 @@ import numpy as np
 from scipy.stats import median_abs_deviation
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from skastro._constraints import refuse_bools
 from skastro._validation import NAN_POLICIES
 from skastro.features._base import _ImageTransformer
 
@@ -95,6 +96,7 @@ class PeakScaler(_ImageTransformer):
         "image_shape": [tuple, list, None],
         "nan_policy": [StrOptions(set(NAN_POLICIES))],
     }
+    _parameter_constraints = refuse_bools(_parameter_constraints)
 
     def __init__(
         self,
