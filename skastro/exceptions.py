@@ -9,25 +9,42 @@ class DataLoadError(OSError):
     a truncated ``.npy`` and an unreadable PNG alike. The offending file is in
     :attr:`filename` and in the message; the original exception is chained as ``__cause__``.
 
+    When several files of a folder (or list) cannot be read, one error reports them all:
+    :attr:`filename` and :attr:`reason` are the first one's, the message lists every one, and
+    :attr:`failures` holds every ``(filename, reason)`` pair.
+
     Parameters
     ----------
     filename : str or path-like
-        The file that failed.
+        The file that failed (the first one, when several did).
     reason : str
         What was wrong, in words a user can act on.
+    failures : list of (str, str) or None, default=None
+        Every file that failed and why; None means just ``[(filename, reason)]``.
+
+    Examples
+    --------
+    >>> error = DataLoadError("a.fits", "not a FITS file", failures=[
+    ...     ("a.fits", "not a FITS file"), ("b.fits", "truncated")])
+    >>> print(error)
+    cannot read 2 files: a.fits (not a FITS file); b.fits (truncated)
     """
 
-    def __init__(self, filename, reason):
+    def __init__(self, filename, reason, failures=None):
         self.filename = str(filename)
         self.reason = reason
-        super().__init__(f"cannot read {self.filename}: {reason}")
+        self.failures = [(str(f), str(r)) for f, r in failures or [(self.filename, reason)]]
+        super().__init__(str(self))
 
     def __str__(self):
         # OSError.__str__ would print "[Errno None] None: <filename>" and hide the reason.
+        if len(self.failures) > 1:
+            listing = "; ".join(f"{name} ({why})" for name, why in self.failures)
+            return f"cannot read {len(self.failures)} files: {listing}"
         return f"cannot read {self.filename}: {self.reason}"
 
     def __reduce__(self):
-        return (type(self), (self.filename, self.reason))
+        return (type(self), (self.filename, self.reason, self.failures))
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -28,13 +28,12 @@ def add_data_arguments(parser):
 def describe_error(exc, skip_bad=False):
     """One line for a data error, with a hint when unreadable files could be skipped.
 
-    ``str()`` of a :class:`~skastro.exceptions.DataLoadError` can come out as OSError's
-    ``[Errno None] ...`` form, so its file and reason are used directly.
+    A :class:`~skastro.exceptions.DataLoadError` names every file that could not be read.
     """
     from skastro.exceptions import DataLoadError
 
     if isinstance(exc, DataLoadError):
-        text = f"cannot read {exc.filename}: {exc.reason}"
+        text = str(exc)  # every unreadable file, when several are
         return text if skip_bad else text + " (pass --skip-bad to skip unreadable files)"
     if isinstance(exc, KeyError) and exc.args:
         return str(exc.args[0])

@@ -2,6 +2,8 @@
 
 import contextlib
 import numbers
+import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -160,21 +162,64 @@ def list_files(path, suffixes, what):
     for entry in paths:
         entry = Path(entry)
         if entry.is_dir():
-            found = sorted(
-                p
-                for p in entry.iterdir()
-                if p.is_file() and p.name.lower().endswith(tuple(suffixes))
-            )
+            try:
+                found = sorted(
+                    p
+                    for p in entry.iterdir()
+                    if p.is_file() and p.name.lower().endswith(tuple(suffixes))
+                )
+            except OSError as exc:
+                raise DataLoadError(
+                    entry, f"the folder cannot be listed ({_describe(exc)})"
+                ) from exc
             if not found:
                 raise FileNotFoundError(
                     f"no {what} files ({', '.join(suffixes)}) in folder {entry}"
                 )
             files.extend(found)
-        elif entry.is_file():
-            files.append(entry)
         else:
-            raise FileNotFoundError(f"no such file or folder: {entry}")
+            files.append(check_regular_file(entry))
     return files
+
+
+def describe_file_type(mode):
+    """Words for what a non-regular file is, from its ``st_mode``."""
+    for test, name in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def check_regular_file(path):
+    """Return ``Path(path)`` if it is a readable regular file, else raise a clear error.
+
+    ``FileNotFoundError`` when nothing is there (a dangling symbolic link included), and a
+    :class:`DataLoadError` saying what it is for a device (``/dev/zero``), a named pipe or a
+    socket: reading one would hang or never end, so it is never opened.
+    """
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise FileNotFoundError(
+                f"no such file: {path} is a symbolic link to {os.readlink(path)}, which does "
+                "not exist"
+            ) from None
+        raise FileNotFoundError(f"no such file or folder: {path}") from None
+    except OSError as exc:  # a symbolic link loop, a name too long, no permission...
+        raise DataLoadError(path, f"it cannot be opened ({_describe(exc)})") from exc
+    if not stat.S_ISREG(mode):
+        raise DataLoadError(
+            path, f"it is {describe_file_type(mode)}, not a regular file; pass an image file"
+        )
+    return path
 
 
 @contextlib.contextmanager
@@ -227,6 +272,9 @@ def _describe(exc):
 def read_each(files, read_one, skip_bad):
     """Call ``read_one(file)`` on every file; with ``skip_bad`` skip the ones that fail.
 
+    Without ``skip_bad``, every file is still tried, and one :class:`DataLoadError` lists all
+    those that failed, so a folder with several bad files is fixed in one go.
+
     Returns ``(results, kept_files, skipped)``; ``skipped`` lists ``(filename, reason)``.
     """
     results, kept, skipped = [], [], []
@@ -234,11 +282,12 @@ def read_each(files, read_one, skip_bad):
         try:
             results.append(read_one(filename))
         except DataLoadError as exc:
-            if not skip_bad:
-                raise
-            skipped.append((str(filename), exc.reason))
+            skipped.extend(exc.failures)
             continue
         kept.append(filename)
+    if skipped and not skip_bad:
+        first, reason = skipped[0]
+        raise DataLoadError(first, reason, failures=skipped)
     if skipped:
         listing = "; ".join(f"{name} ({reason})" for name, reason in skipped[:5])
         more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""

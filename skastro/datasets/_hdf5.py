@@ -2,12 +2,13 @@
 
 import numbers
 import os
-from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch
 
-from ._common import reading
+from skastro.exceptions import DataLoadError
+
+from ._common import check_regular_file, reading
 
 
 class HDF5Array:
@@ -50,16 +51,29 @@ class HDF5Array:
     """
 
     def __init__(self, filename, key, *, channels_last=False):
-        self.filename = str(filename)
+        self.filename = str(check_regular_file(filename))
         self.key = key
         self.channels_last = channels_last
         self._file = None
         self._pid = None
         try:
-            raw_shape = tuple(self._dataset().shape)
+            dataset = self._dataset()
+            raw_shape, raw_dtype = tuple(dataset.shape), dataset.dtype
         finally:
             # stay closed until the data are actually needed
             self.close()
+        if raw_dtype.kind == "c":
+            # converting to float32 would silently drop the imaginary part
+            raise DataLoadError(
+                self.filename,
+                f"dataset {key!r} holds complex numbers ({raw_dtype}); images must be real: "
+                "store np.abs(x) or x.real instead",
+            )
+        if raw_dtype.kind not in "biuf" or raw_dtype.names is not None:
+            raise DataLoadError(
+                self.filename,
+                f"dataset {key!r} holds {raw_dtype} values; images must be plain numbers",
+            )
         if len(raw_shape) == 3:
             self._shape = (raw_shape[0], 1, *raw_shape[1:])
         elif len(raw_shape) == 4:
@@ -116,12 +130,12 @@ class HDF5Array:
             position = int(index) + len(self) if index < 0 else int(index)
             if not 0 <= position < len(self):
                 raise IndexError(f"index {index} is out of bounds for {len(self)} images")
-            data = self._convert(self._dataset()[position : position + 1])[0]
+            data = self._convert(self._read(lambda d: d[position : position + 1]))[0]
             return data[rest] if rest else data
         if isinstance(index, slice):
             start, stop, step = index.indices(len(self))
             if step > 0:
-                data = self._convert(self._dataset()[start:stop:step])
+                data = self._convert(self._read(lambda d: d[start:stop:step]))
                 return data[(slice(None), *rest)] if rest else data
             index = np.arange(start, stop, step)
         data = self._convert(self._read_indices(np.asarray(index)))
@@ -159,6 +173,12 @@ class HDF5Array:
                 f"no dataset {self.key!r} in {self.filename}; datasets present: {listing or 'none'}"
             ) from None
 
+    def _read(self, select):
+        """``select(dataset)``, with a failed read (a damaged chunk) as a DataLoadError."""
+        dataset = self._dataset()
+        with reading(self.filename, fatal_warnings=(), what="HDF5 file"):
+            return select(dataset)
+
     def _read_indices(self, index):
         if index.dtype == bool:
             if index.shape != (len(self),):
@@ -180,9 +200,9 @@ class HDF5Array:
         span = unique[-1] - unique[0] + 1
         if span <= 4 * unique.size:
             # dense enough: one contiguous read is faster than a scattered one
-            block = dataset[unique[0] : unique[-1] + 1][unique - unique[0]]
+            block = self._read(lambda d: d[unique[0] : unique[-1] + 1])[unique - unique[0]]
         else:
-            block = dataset[unique]
+            block = self._read(lambda d: d[unique])
         return block[inverse].reshape(*index.shape, *dataset.shape[1:])
 
     def _convert(self, raw):
@@ -222,7 +242,8 @@ def load_hdf5(path, key="images", *, label_key=None, id_key=None, channels_last=
     Raises
     ------
     DataLoadError
-        The file is not a readable HDF5 file.
+        The file is not a readable HDF5 file, or the images are not plain real numbers
+        (complex values are refused rather than losing their imaginary part).
     KeyError
         A dataset is missing; the message lists the datasets the file has.
     ValueError
@@ -244,9 +265,7 @@ def load_hdf5(path, key="images", *, label_key=None, id_key=None, channels_last=
     """
     import h5py
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+    path = check_regular_file(path)
     with reading(path, fatal_warnings=(), what="HDF5 file"):
         with h5py.File(path, "r") as f:
             present = _datasets(f)

@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 
+from skastro.datasets._common import check_regular_file
 from skastro.exceptions import DataLoadError
 
 __all__ = ["NpyArray", "npy_header"]
@@ -15,15 +16,28 @@ def npy_header(filename):
     Raises :class:`~skastro.exceptions.DataLoadError` naming the file when it is not one.
     """
     fmt = np.lib.format
+    check_regular_file(filename)
     try:
         with open(filename, "rb") as f:
+            magic = f.read(len(fmt.MAGIC_PREFIX))
+            if not magic:
+                raise DataLoadError(filename, "it is empty (0 bytes), not a .npy file")
+            if magic != fmt.MAGIC_PREFIX:
+                raise DataLoadError(
+                    filename,
+                    "it is not a .npy file: it does not start with numpy's magic bytes "
+                    f"\\x93NUMPY (it starts with {magic[:6]!r}); save arrays with np.save",
+                )
+            f.seek(0)
             version = fmt.read_magic(f)
             if version == (1, 0):
                 shape, fortran, dtype = fmt.read_array_header_1_0(f)
             else:
                 shape, fortran, dtype = fmt.read_array_header_2_0(f)
             return shape, fortran, dtype, f.tell()
-    except (OSError, ValueError) as exc:
+    except DataLoadError:
+        raise
+    except (OSError, ValueError, SyntaxError) as exc:
         raise DataLoadError(filename, f"not a readable .npy file ({exc})") from exc
 
 

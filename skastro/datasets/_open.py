@@ -25,11 +25,13 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
+from skastro.datasets._common import check_regular_file
 from skastro.datasets._fits import FITS_SUFFIXES, load_fits
 from skastro.datasets._hdf5 import load_hdf5
 from skastro.datasets._image_folder import IMAGE_SUFFIXES, load_image_folder
 from skastro.datasets._npy import NpyArray, npy_header
 from skastro.datasets._sdss import load_sdss_npy
+from skastro.exceptions import DataLoadError
 
 __all__ = ["open_data"]
 
@@ -69,8 +71,9 @@ def open_data(path, *, key="images", id_key=None, skip_bad=False, report=None):
     ('npy', (5, 8, 8), [0, 1])
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such file or folder: {path}")
+    if not path.is_dir():
+        # FileNotFoundError for nothing there; DataLoadError for a device, a pipe, a socket
+        check_regular_file(path)
     kind = _kind(path, FITS_SUFFIXES, IMAGE_SUFFIXES)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -100,7 +103,7 @@ def open_data(path, *, key="images", id_key=None, skip_bad=False, report=None):
 def _kind(path, fits_suffixes, image_suffixes):
     """Name the format of a file or folder from its suffix(es) and, for .npy, its header."""
 
-    def kind_of(file):
+    def kind_of(file, in_folder=False):
         name = file.name.lower()
         if name.endswith(fits_suffixes):
             return "FITS"
@@ -109,7 +112,14 @@ def _kind(path, fits_suffixes, image_suffixes):
         if name.endswith(_HDF5_SUFFIXES):
             return "HDF5"
         if name.endswith(".npy"):
-            return "SDSS npy" if _is_structured_npy(file) else "npy"
+            try:
+                return "SDSS npy" if _is_structured_npy(file) else "npy"
+            except DataLoadError:
+                if not in_folder:
+                    raise
+                # a damaged file in a folder: the loader reports it with every other bad
+                # file (or skips it with skip_bad)
+                return "SDSS npy"
         return None
 
     if path.is_file():
@@ -121,9 +131,13 @@ def _kind(path, fits_suffixes, image_suffixes):
             )
         return kind
     kinds = {}
-    for file in sorted(path.iterdir()):
+    try:
+        entries = sorted(path.iterdir())
+    except OSError as exc:
+        raise DataLoadError(path, f"the folder cannot be listed ({exc.strerror or exc})") from exc
+    for file in entries:
         if file.is_file() and not file.name.startswith("."):
-            kind = kind_of(file)
+            kind = kind_of(file, in_folder=True)
             if kind is not None:
                 kinds.setdefault(kind, []).append(file)
     if not kinds:

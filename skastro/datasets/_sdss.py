@@ -6,6 +6,7 @@ from sklearn.utils import Bunch
 from skastro.exceptions import DataLoadError
 
 from ._common import check_same_shape, list_files, read_each, reading
+from ._npy import npy_header
 
 SDSS_CLASSES = ("STAR", "GALAXY")
 
@@ -115,6 +116,8 @@ def _optional(results, field, missing, dtype):
 
 
 def _read_npy(filename):
+    # numpy takes anything without its magic bytes for a pickle: say what the file is instead
+    npy_header(filename)
     with reading(filename, fatal_warnings=(), what=".npy file"):
         try:
             # never unpickle: a .npy file from elsewhere could run arbitrary code

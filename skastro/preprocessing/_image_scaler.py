@@ -55,6 +55,23 @@ def _limits(values, percentile):
     return quantiles[0], quantiles[1]
 
 
+def _span(lower, upper, dtype):
+    """``upper - lower`` and the float dtype to scale in.
+
+    The span of finite float32 limits can exceed float32's range (limits of -3e38 and 3e38
+    span 6e38): it would become inf and every pixel NaN, so such images are scaled in float64.
+    A constant image (or channel) has no range: its span is 1, mapping it to 0 instead of
+    dividing by 0.
+    """
+    span = np.asarray(upper, dtype=np.float64) - np.asarray(lower, dtype=np.float64)
+    span = np.where(span > 0, span, 1.0)
+    finite = span[np.isfinite(span)]
+    work = dtype
+    if finite.size and float(finite.max()) > float(np.finfo(dtype).max):
+        work = np.dtype(np.float64)
+    return span.astype(work), work
+
+
 class ImageScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Clip images at percentiles and stretch them to [0, 1].
 
@@ -194,12 +211,10 @@ class ImageScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         X, layout = self._validate_images(X, reset=False, return_layout=True)
         lower, upper = self._limits_of(X)
-        span = upper - lower
-        # a constant image (or channel) has no range: map it to 0 instead of dividing by 0
-        span = np.where(span > 0, span, 1.0).astype(X.dtype)[..., None]
-        u = (X - lower.astype(X.dtype)[..., None]) / span
+        span, work = _span(lower, upper, X.dtype)
+        u = (X.astype(work, copy=False) - lower.astype(work)[..., None]) / span[..., None]
         np.clip(u, 0.0, 1.0, out=u)
-        Xt = _stretch(u, self.stretch, self.softening)
+        Xt = _stretch(u.astype(X.dtype, copy=False), self.stretch, self.softening)
         # float32 rounding of the stretch's normalisation can overshoot 1 by an ulp
         np.clip(Xt, 0.0, 1.0, out=Xt)
         return Xt.reshape(layout)
@@ -238,10 +253,10 @@ class ImageScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                     f"{lower.shape} and {upper.shape}"
                 )
             lower, upper = np.atleast_2d(lower), np.atleast_2d(upper)
-        span = upper - lower
-        span = np.where(span > 0, span, 1.0).astype(X.dtype)[..., None]
-        u = _unstretch(X, self.stretch, self.softening)
-        return (lower.astype(X.dtype)[..., None] + u * span).reshape(layout)
+        span, work = _span(lower, upper, X.dtype)
+        u = _unstretch(X, self.stretch, self.softening).astype(work, copy=False)
+        X_original = lower.astype(work)[..., None] + u * span[..., None]
+        return X_original.astype(X.dtype, copy=False).reshape(layout)
 
     def image_limits(self, X):
         """Clip limits that :meth:`transform` uses for each image and channel.
@@ -295,6 +310,12 @@ class ImageScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         # sparse matrices, DataFrames and array-likes go through sklearn's 2-D validation
         # as they are; only n-D images are flattened first (validate_data is 2-D only)
         ndim = np.asarray(X).ndim if isinstance(X, list | tuple) else getattr(X, "ndim", 2)
+        # scikit-learn's quick finiteness test sums X: finite values near the float32 limit
+        # overflow that sum (a harmless RuntimeWarning) before the exact test clears them
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._validate_layout(X, ndim, reset, return_layout)
+
+    def _validate_layout(self, X, ndim, reset, return_layout):
         if sp.issparse(X) or hasattr(X, "columns") or ndim <= 2:
             flat = validate_data(
                 self, X, reset=reset, dtype=FLOAT_DTYPES, ensure_all_finite="allow-nan"
