@@ -47,8 +47,11 @@ def main(argv=None):
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    from skastro.commands._errors import run_command
+
     try:
-        return int(args._run(args) or 0)
+        # every failure becomes one "skastro COMMAND: error: ..." line and a non-zero status
+        return run_command(args.command, args._run, args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -3,7 +3,9 @@
 DATA itself is opened by :func:`skastro.datasets.open_data`.
 """
 
-__all__ = ["add_data_arguments", "describe_error"]
+import sys
+
+__all__ = ["add_data_arguments", "describe_error", "open_images"]
 
 
 def add_data_arguments(parser):
@@ -38,3 +40,24 @@ def describe_error(exc, skip_bad=False):
     if isinstance(exc, KeyError) and exc.args:
         return str(exc.args[0])
     return str(exc)
+
+
+def open_images(args):
+    """Open ``args.data`` with :func:`skastro.datasets.open_data` and the data options.
+
+    Warnings (e.g. skipped files) go to stderr; data that cannot be opened is a
+    :class:`~skastro.commands._errors.CommandError` whose one line names every bad file.
+    """
+    from skastro.commands._errors import CommandError
+    from skastro.datasets import open_data
+    from skastro.exceptions import DataLoadError
+
+    def report(line):
+        print(line, file=sys.stderr)
+
+    try:
+        return open_data(
+            args.data, key=args.key, id_key=args.id_key, skip_bad=args.skip_bad, report=report
+        )
+    except (DataLoadError, FileNotFoundError, KeyError, ValueError) as exc:
+        raise CommandError(describe_error(exc, args.skip_bad)) from exc

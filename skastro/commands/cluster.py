@@ -4,15 +4,17 @@ Example: skastro cluster embeddings.npz --method hdbscan --min-cluster-size 20 -
 EMBEDDINGS is a file written by skastro embed (.npz, .npy with its .ids.txt, .parquet or
 .csv). The labels file has the columns id,label; HDBSCAN marks noise with -1. Silhouette and
 DBCV are computed on the clustered points (noise left out), on a random sample of at most
---score-sample points.
+--score-sample points. An existing labels file is replaced only with --overwrite.
 """
 
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from skastro.commands._errors import CommandError, reports_errors
+from skastro.commands._output import check_output_file
 
 METHODS = ("hdbscan", "kmeans", "spectral")
 
@@ -41,10 +43,9 @@ def add_arguments(parser):
         default=5000,
         help="points used to compute silhouette and DBCV (default 5000)",
     )
-
-
-def _error(message):
-    print(f"skastro cluster: error: {message}", file=sys.stderr)
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the labels file if it exists"
+    )
 
 
 def read_embeddings(path):
@@ -168,27 +169,40 @@ def cluster_scores(Z, labels, sample_size=5000, random_state=0):
     return scores
 
 
+def _check_options(args):
+    """Refuse option values the clusterers would reject with a traceback."""
+    limits = (
+        ("--min-cluster-size", args.min_cluster_size, 2),
+        ("--min-samples", args.min_samples, 1),
+        ("--score-sample", args.score_sample, 2),
+    )
+    for flag, value, minimum in limits:
+        if value is not None and value < minimum:
+            raise CommandError(f"{flag} must be at least {minimum}, got {value}", status=2)
+    if args.random_state is not None and not 0 <= args.random_state < 2**32:
+        raise CommandError(
+            f"--random-state must be in [0, 2**32), got {args.random_state}", status=2
+        )
+
+
+@reports_errors("cluster")
 def run(args):
     """Run ``skastro cluster``; returns the exit status."""
     out = Path(args.out)
     if out.suffix.lower() != ".csv":
-        _error(f"--out must be a .csv file, got {out.name!r}")
-        return 2
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=".skastro-probe-"):
-            pass
-    except OSError as exc:
-        _error(f"cannot write {out}: {exc.strerror or exc}")
-        return 2
+        raise CommandError(f"--out must be a .csv file, got {out.name!r}", status=2)
+    _check_options(args)
+    check_output_file(out, overwrite=args.overwrite)
     try:
         Z, ids = read_embeddings(args.embeddings)
     except (OSError, ValueError, KeyError) as exc:
-        _error(str(exc))
-        return 1
+        raise CommandError(str(exc)) from exc
     if args.method != "hdbscan" and not 2 <= args.n_clusters <= len(Z) - 1:
-        _error(f"--n-clusters must be between 2 and {len(Z) - 1} for {len(Z)} points")
-        return 2
+        raise CommandError(
+            f"--n-clusters must be between 2 and {len(Z) - 1} for {len(Z)} points", status=2
+        )
+    if args.method == "hdbscan" and len(Z) < 2:
+        raise CommandError(f"hdbscan needs at least 2 points, {args.embeddings} has 1")
     if args.standardize:
         from sklearn.preprocessing import StandardScaler
 
@@ -203,7 +217,13 @@ def run(args):
 
     import pandas as pd
 
-    pd.DataFrame({"id": ids, "label": labels}).to_csv(out, index=False)
+    # written beside the target and renamed, so a replaced file is never left half-written
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        pd.DataFrame({"id": ids, "label": labels}).to_csv(partial, index=False)
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
     n_clusters = len(np.unique(labels[labels >= 0]))
     noise = int((labels < 0).sum())
     sizes = np.bincount(labels[labels >= 0]) if n_clusters else np.array([], int)

@@ -5,15 +5,18 @@ suffix of --out: .npz (arrays "embeddings" and "ids"), .parquet (an "id" column 
 per latent component), .csv (the same as text), or .npy (the embeddings only, written as they
 are computed, with the ids in a <name>.ids.txt file beside it). Images are read and embedded
 --batch-size at a time, so memory does not grow with the number of images read from a .npy
-or HDF5 file.
+or HDF5 file. An existing --out is replaced only with --overwrite, and only once every
+embedding has been written; embeddings that come out NaN or infinite (a broken model) are an
+error and nothing is written.
 """
 
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from skastro.commands._data import add_data_arguments, describe_error
+from skastro.commands._data import add_data_arguments, open_images
+from skastro.commands._errors import CommandError, reports_errors
+from skastro.commands._output import check_output_file
 
 OUTPUT_SUFFIXES = (".npz", ".npy", ".parquet", ".csv")
 # default chunk: as many images as fit in this many bytes as float32 (at least 1)
@@ -41,11 +44,12 @@ def add_arguments(parser):
         default=None,
         help="where to run the network (default: the saved model's device, else the CPU)",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out (and its .ids.txt) if it exists",
+    )
     add_data_arguments(parser)
-
-
-def _error(message):
-    print(f"skastro embed: error: {message}", file=sys.stderr)
 
 
 def ids_path(npy_path):
@@ -54,49 +58,32 @@ def ids_path(npy_path):
     return npy_path.with_name(npy_path.stem + ".ids.txt")
 
 
+@reports_errors("embed")
 def run(args):
     """Run ``skastro embed``; returns the exit status."""
-    from skastro.datasets import open_data
-    from skastro.exceptions import DataLoadError, ModelFormatError
+    from skastro.exceptions import ModelFormatError
     from skastro.serialization import load
 
     out = Path(args.out)
     if out.suffix.lower() not in OUTPUT_SUFFIXES:
-        _error(f"--out must end in one of {', '.join(OUTPUT_SUFFIXES)}, got {out.name!r}")
-        return 2
+        raise CommandError(
+            f"--out must end in one of {', '.join(OUTPUT_SUFFIXES)}, got {out.name!r}", status=2
+        )
     if args.batch_size is not None and args.batch_size < 1:
-        _error(f"--batch-size must be at least 1, got {args.batch_size}")
-        return 2
+        raise CommandError(f"--batch-size must be at least 1, got {args.batch_size}", status=2)
+    companions = [ids_path(out)] if out.suffix.lower() == ".npy" else []
+    check_output_file(out, overwrite=args.overwrite, companions=companions)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         writer = _open_writer(out)
     except (OSError, ImportError) as exc:
-        _error(f"cannot write {out}: {exc}")
-        return 2
+        raise CommandError(f"cannot write {out}: {exc}", status=2) from exc
     try:
         try:
             estimator = load(args.model_dir, device=args.device)
         except (ModelFormatError, ValueError) as exc:
-            _error(str(exc))
-            return 1
-
-        def report(line):
-            print(line, file=sys.stderr)
-
-        try:
-            data = open_data(
-                args.data,
-                key=args.key,
-                id_key=args.id_key,
-                skip_bad=args.skip_bad,
-                report=report,
-            )
-        except (DataLoadError, FileNotFoundError, KeyError, ValueError) as exc:
-            _error(describe_error(exc, args.skip_bad))
-            return 1
-        status = _embed(estimator, data, writer, args.batch_size)
-        if status:
-            return status
+            raise CommandError(f"cannot load the model {args.model_dir}: {exc}") from exc
+        data = open_images(args)
+        _embed(estimator, data, writer, args.batch_size, args.model_dir)
         writer.close()
     finally:
         writer.abort()
@@ -109,7 +96,7 @@ def default_chunk(image_shape):
     return int(max(1, min(65536, _CHUNK_BYTES // (4 * int(np.prod(image_shape))))))
 
 
-def _embed(estimator, data, writer, batch_size):
+def _embed(estimator, data, writer, batch_size, model_dir):
     from skastro.commands._progress import Progress
 
     images = data.images
@@ -122,11 +109,19 @@ def _embed(estimator, data, writer, batch_size):
             try:
                 Z = estimator.transform(block)
             except ValueError as exc:
-                _error(f"images {start}..{stop - 1}: {exc}")
-                return 1
+                raise CommandError(f"images {start}..{stop - 1}: {exc}") from exc
+            finite = np.isfinite(Z).all(axis=1)
+            if not finite.all():
+                bad = start + np.flatnonzero(~finite)
+                raise CommandError(
+                    f"the model {model_dir} gave NaN or inf embeddings for {len(bad)} of images "
+                    f"{start}..{stop - 1} (first: image {bad[0]}, id {data.ids[bad[0]]}); "
+                    "nothing was written. The model is broken (e.g. its training diverged) or "
+                    "these images lie far outside the range it was trained on: check their "
+                    "scale, or fit the model again"
+                )
             writer.write(Z, data.ids[start:stop], total=n)
             progress.update(stop - start)
-    return 0
 
 
 # ----------------------------------------------------------------------------- writers

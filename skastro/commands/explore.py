@@ -3,7 +3,8 @@
 ``skastro explore DATA [--model M] [--metadata CSV] [--port P]`` reads DATA with the loader its
 kind calls for, embeds it with the fitted model M (the raw pixels without one) and serves the
 explorer on http://127.0.0.1:P/ until Ctrl+C; ``--save-html PATH`` writes a shareable,
-self-contained HTML file instead.
+self-contained HTML file instead (an existing one is replaced only with ``--overwrite``).
+Unreadable files are all named in one error line (or skipped with ``--skip-bad``).
 """
 
 # All that lives here is reading the inputs; the rest is Explorer.
@@ -15,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from skastro.commands._data import add_data_arguments, describe_error
+from skastro.commands._errors import CommandError, reports_errors
+from skastro.commands._output import check_output_file
 
 # Metadata columns that may hold the images' ids, tried in this order to align rows by id.
 _ID_COLUMNS = ("id", "ids", "objid", "object_id", "identifier", "filename", "name")
@@ -56,6 +59,9 @@ def add_arguments(parser):
         "--save-html",
         metavar="PATH",
         help="write a self-contained HTML file of the default view and exit without serving",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the --save-html file if it exists"
     )
     return parser
 
@@ -176,6 +182,7 @@ def build_explorer(args):
     )
 
 
+@reports_errors("explore")
 def run(args):
     """Run ``skastro explore`` with parsed arguments; return the exit status.
 
@@ -184,21 +191,30 @@ def run(args):
     """
     from skastro.exceptions import DataLoadError, ModelFormatError
 
+    save_html = getattr(args, "save_html", None)
+    if save_html:
+        check_output_file(
+            save_html, overwrite=getattr(args, "overwrite", False), flag="--save-html"
+        )
+    elif not 0 <= args.port <= 65535:
+        raise CommandError(f"--port must be in 0..65535, got {args.port}", status=2)
     try:
         explorer = build_explorer(args)
-        if getattr(args, "save_html", None):
-            path = explorer.save_html(args.save_html)
+        if save_html:
+            # written beside the target and renamed: an existing file stays whole on failure
+            path = Path(save_html)
+            partial = path.with_name(f".{path.name}.partial")
+            try:
+                explorer.save_html(partial)
+                os.replace(partial, path)
+            finally:
+                partial.unlink(missing_ok=True)
             print(f"wrote {os.path.abspath(path)}")
             return 0
-    except (DataLoadError, ModelFormatError, FileNotFoundError, ValueError) as exc:
-        print(f"skastro explore: error: {describe_error(exc, args.skip_bad)}", file=sys.stderr)
-        return 2
+    except (DataLoadError, ModelFormatError, FileNotFoundError, KeyError, ValueError) as exc:
+        raise CommandError(describe_error(exc, args.skip_bad), status=2) from exc
     try:
         explorer.serve(host=args.host, port=args.port)
     except OSError as exc:  # the port is taken, or the host is not an address of this machine
-        print(
-            f"skastro explore: error: cannot serve on {args.host}:{args.port}: {exc}",
-            file=sys.stderr,
-        )
-        return 2
+        raise CommandError(f"cannot serve on {args.host}:{args.port}: {exc}", status=2) from exc
     return 0

@@ -10,6 +10,12 @@ status 130; the same command with --resume continues from it. --epochs is the TO
 epochs: with --resume, training continues until the model has been trained for --epochs
 epochs in all (so --resume with a larger --epochs also extends a finished fit). A loss that
 becomes NaN or infinite stops training with an error and keeps the last good checkpoint.
+
+Nothing already in MODEL_DIR is lost to a failed fit: training runs in a temporary folder
+beside it, which replaces MODEL_DIR in one rename once the model is saved. With --overwrite,
+a fit that fails (unreadable DATA, NaN pixels, a diverging loss) leaves the previous model
+and checkpoint as they were; one that is interrupted keeps the previous model and puts its
+own checkpoint in MODEL_DIR/checkpoint, for --resume.
 """
 
 import ast
@@ -23,7 +29,9 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from skastro.commands._data import add_data_arguments, describe_error
+from skastro.commands._data import add_data_arguments
+from skastro.commands._errors import CommandError, reports_errors
+from skastro.commands._output import replace_folder
 
 CHECKPOINT_DIR = "checkpoint"
 EXIT_INTERRUPTED = 130
@@ -33,8 +41,11 @@ _MANAGED = ("callbacks",)
 _FREE_ON_RESUME = ("max_epochs", "verbose", "device", "callbacks", "warm_start")
 
 
-class UsageError(Exception):
+class UsageError(CommandError):
     """A problem with the command line itself (exit status 2)."""
+
+    def __init__(self, message):
+        super().__init__(message, status=2)
 
 
 def add_arguments(parser):
@@ -75,7 +86,8 @@ def add_arguments(parser):
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="start afresh even if MODEL_DIR already holds a model or a checkpoint",
+        help="start afresh even if MODEL_DIR already holds a model or a checkpoint (they are "
+        "replaced only once the new model is saved)",
     )
     parser.add_argument("--quiet", action="store_true", help="do not print the epoch table")
     add_data_arguments(parser)
@@ -225,14 +237,75 @@ def write_checkpoint(estimator, net, folder, params):
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _remove_previous(folder):
+def _model_entries():
+    """Names in a MODEL_DIR that belong to a saved model (replaced by a new fit)."""
     from skastro import serialization as s
 
-    for name in (s.MODEL_FILE, s.WEIGHTS_FILE, s.HISTORY_FILE, s.ARRAYS_FILE, s.OPTIMIZER_FILE):
+    return {
+        s.MODEL_FILE,
+        s.WEIGHTS_FILE,
+        s.HISTORY_FILE,
+        s.ARRAYS_FILE,
+        s.OPTIMIZER_FILE,
+        s.PARTS_DIR,
+        f"{CHECKPOINT_DIR}.old",
+        f"{CHECKPOINT_DIR}.tmp",
+    }
+
+
+def _staging_folder(out):
+    """A new empty folder for the fit, on the same filesystem as ``out`` (beside it)."""
+    out = out.resolve()
+    parent = out.parent
+    if os.stat(parent).st_dev != os.stat(out).st_dev:
+        parent = out  # MODEL_DIR is a mount point: stage inside it (see commit_model)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.fit-", dir=parent))
+
+
+def commit_model(staging, out, keep_checkpoint):
+    """Make ``staging`` (a saved model, maybe a checkpoint) the content of ``out``.
+
+    Entries of ``out`` that are not part of a model (files the user keeps there) move along;
+    so does ``out``'s checkpoint when ``keep_checkpoint`` (a resumed fit, whose checkpoint
+    lives there). Then the folders are swapped in one rename (:func:`replace_folder`), so
+    ``out`` holds the old model or the new one at every instant.
+    """
+    from skastro.serialization import MODEL_FILE
+
+    out = out.resolve()
+    model_entries = _model_entries()
+    if not keep_checkpoint:
+        model_entries.add(CHECKPOINT_DIR)
+    for entry in sorted(out.iterdir()):
+        if entry.name in model_entries or entry.resolve() == staging.resolve():
+            continue
+        if entry.name == CHECKPOINT_DIR and (staging / CHECKPOINT_DIR).exists():
+            continue
+        os.rename(entry, staging / entry.name)
+    if staging.parent == out:
+        # out is a mount point: no folder swap; replace the files, model.json last and only
+        # once every file it names is in place (the old one is removed first)
         with contextlib.suppress(FileNotFoundError):
-            (folder / name).unlink()
-    for name in (CHECKPOINT_DIR, f"{CHECKPOINT_DIR}.old", f"{CHECKPOINT_DIR}.tmp"):
-        shutil.rmtree(folder / name, ignore_errors=True)
+            (out / MODEL_FILE).unlink()
+        for entry in sorted(staging.iterdir(), key=lambda p: p.name == MODEL_FILE):
+            target = out / entry.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(entry, target)
+        shutil.rmtree(staging, ignore_errors=True)
+        return
+    replace_folder(staging, out)
+
+
+def install_checkpoint(staged, out):
+    """Move a checkpoint written during training into ``out/checkpoint`` (swap-safe)."""
+    target = out / CHECKPOINT_DIR
+    old = out / f"{CHECKPOINT_DIR}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staged, target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- interruption
@@ -318,6 +391,7 @@ def _completed_epochs(history):
 
 
 # ----------------------------------------------------------------------------- command
+@reports_errors("fit")
 def run(args):
     """Run ``skastro fit``; returns the exit status."""
     # epoch lines must reach logs and pipes as they are printed, not at exit
@@ -327,15 +401,11 @@ def run(args):
     with guard.installed(), warnings.catch_warnings():
         # the command prints its own, more useful, message when training is interrupted
         warnings.filterwarnings("ignore", message="training of .* was interrupted")
-        try:
-            return _fit(args, guard)
-        except UsageError as exc:
-            _error(str(exc))
-            return 2
+        return _fit(args, guard)
 
 
 def _fit(args, guard):
-    from skastro.exceptions import DataLoadError, ModelFormatError, NonFiniteLossError
+    from skastro.exceptions import ModelFormatError
     from skastro.serialization import read_model_info
 
     cls = resolve_model(args.model)
@@ -354,12 +424,12 @@ def _fit(args, guard):
             resolve_device(args.device)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
-    user_verbose = estimator.get_params()["verbose"]
     out = Path(args.out)
     _check_writable(out)
     checkpoint_dir = out / CHECKPOINT_DIR
 
     checkpoint = find_checkpoint(out)
+    previous = checkpoint is not None or os.path.lexists(out / "model.json")
     info = None
     if args.resume:
         if checkpoint is None:
@@ -369,32 +439,42 @@ def _fit(args, guard):
         except ModelFormatError as exc:
             raise UsageError(f"--resume: {exc}") from exc
         _check_resumable(info, cls, params)
-    elif checkpoint is not None or (out / "model.json").exists():
-        if not args.overwrite:
-            raise UsageError(
-                f"{out} already holds a model or a checkpoint; pass --resume to continue "
-                "training it, or --overwrite to start afresh"
-            )
-        _remove_previous(out)
+    elif previous and not args.overwrite:
+        raise UsageError(
+            f"{out} already holds a model or a checkpoint; pass --resume to continue "
+            "training it, or --overwrite to start afresh"
+        )
+    # nothing in `out` is touched before this point, nor after it until the new model is saved
 
+    data = _open(args)
+    staging = _staging_folder(out)
     try:
-        data = _open(args)
-    except (DataLoadError, FileNotFoundError, KeyError, ValueError) as exc:
-        _error(describe_error(exc, args.skip_bad))
-        return 1
+        return _train(args, guard, cls, estimator, data, out, staging, previous, info)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _train(args, guard, cls, estimator, data, out, staging, previous, info):
+    from skastro.exceptions import NonFiniteLossError
+    from skastro.serialization import read_model_info
+
+    user_verbose = estimator.get_params()["verbose"]
+    checkpoint_dir = out / CHECKPOINT_DIR
+    # a new fit writes its checkpoints into the staging folder; a resumed one continues its own
+    train_checkpoints = checkpoint_dir if args.resume else staging / CHECKPOINT_DIR
     images = data.images
     shape = "x".join(str(s) for s in images.shape[1:])
     skipped = f", {len(data.skipped)} unreadable file(s) skipped" if data.skipped else ""
     print(f"read {len(images)} images of shape {shape} ({data.kind}) from {args.data}{skipped}")
 
     saved_params = {"callbacks": None, "verbose": user_verbose}
-    callbacks = [("checkpoint", _make_checkpoint_callback(checkpoint_dir, saved_params, guard))]
+    callbacks = [("checkpoint", _make_checkpoint_callback(train_checkpoints, saved_params, guard))]
     if not sys.stdout.isatty():
         callbacks.append(("plain_log", _make_plain_log_callback()))
     train_verbose = 0 if args.quiet else max(1, int(user_verbose))
     try:
         if args.resume:
-            estimator, total, done = _resume(args, checkpoint, info, callbacks, train_verbose)
+            estimator, total, done = _resume(args, info, out, callbacks, train_verbose)
             if done >= total:
                 print(f"already trained for {done} epochs (--epochs {total}); nothing to resume")
                 estimator.interrupted_ = False  # the checkpoint's own stop is not this run's
@@ -408,33 +488,49 @@ def _fit(args, guard):
             estimator.fit(images)
     except NonFiniteLossError as exc:
         _error(str(exc))
-        kept = find_checkpoint(out)
-        if kept is not None:
-            epochs = read_model_info(kept)["network"]["epochs"]
-            print(
-                f"the last good checkpoint ({epochs} epoch(s)) is kept in {kept}",
-                file=sys.stderr,
-            )
+        staged = find_checkpoint(staging)
+        if args.resume or (staged is not None and not previous):
+            with guard.shield(reraise=False):
+                if staged is not None:
+                    install_checkpoint(staged, out)
+            kept = find_checkpoint(out)
+            if kept is not None:
+                epochs = read_model_info(kept)["network"]["epochs"]
+                print(
+                    f"the last good checkpoint ({epochs} epoch(s)) is kept in {kept}",
+                    file=sys.stderr,
+                )
+        elif previous:
+            print(f"the previous model and checkpoint in {out} are unchanged", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        kept = find_checkpoint(out)
+        with guard.shield(reraise=False):
+            staged = find_checkpoint(staging)
+            if staged is not None:
+                install_checkpoint(staged, out)
+        kept = find_checkpoint(out) if args.resume or staged is not None else None
         where = (
             f"; the checkpoint in {kept} holds {read_model_info(kept)['network']['epochs']} "
             "epoch(s), continue with --resume"
             if kept is not None
             else "; no epoch had finished, nothing was saved"
         )
-        print(f"interrupted before training finished{where}", file=sys.stderr)
+        unchanged = f" (the previous model in {out} is unchanged)" if previous else ""
+        print(f"interrupted before training finished{where}{unchanged}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except ValueError as exc:  # e.g. NaN pixels, or images too small for the network
         _error(str(exc))
+        if previous:
+            print(f"the previous model and checkpoint in {out} are unchanged", file=sys.stderr)
         return 1
 
     net = estimator.net_
     completed = _completed_epochs(net.history)
     if estimator.interrupted_ or completed < total:
         with guard.shield(reraise=False):
-            write_checkpoint(estimator, net, checkpoint_dir, saved_params)
+            write_checkpoint(estimator, net, train_checkpoints, saved_params)
+            if not args.resume:
+                install_checkpoint(train_checkpoints, out)
         print(
             f"interrupted at epoch {len(net.history)}: {completed} of {total} epochs completed; "
             f"checkpoint saved to {checkpoint_dir} (run the same command with --resume to "
@@ -445,7 +541,9 @@ def _fit(args, guard):
 
     estimator.set_params(**saved_params)
     with guard.shield(reraise=False):
-        estimator.save(out)
+        # the new model is complete in the staging folder before `out` changes at all
+        estimator.save(staging)
+        commit_model(staging, out, keep_checkpoint=args.resume)
     loss = net.history[-1].get("train_loss")
     loss_text = f", final train_loss {loss:.4g}" if isinstance(loss, float) else ""
     print(f"saved {cls.__name__} trained for {completed} epochs{loss_text} to {out}")
@@ -454,14 +552,9 @@ def _fit(args, guard):
 
 
 def _open(args):
-    from skastro.datasets import open_data
+    from skastro.commands._data import open_images
 
-    def report(line):
-        print(line, file=sys.stderr)
-
-    return open_data(
-        args.data, key=args.key, id_key=args.id_key, skip_bad=args.skip_bad, report=report
-    )
+    return open_images(args)
 
 
 def _check_resumable(info, cls, params):
@@ -486,9 +579,10 @@ def _check_resumable(info, cls, params):
             )
 
 
-def _resume(args, checkpoint, info, callbacks, train_verbose):
+def _resume(args, info, out, callbacks, train_verbose):
     from skastro.serialization import load_training_state
 
+    checkpoint = find_checkpoint(out)
     done = int(info["network"]["epochs"])
     total = args.epochs
     if total is None:  # the total the interrupted command asked for
