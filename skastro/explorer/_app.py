@@ -10,6 +10,7 @@ layout (no callback round trip), plotly.js is a trimmed bundle (see :mod:`._plot
 starts loading with the page, and no callback runs on load.
 """
 
+import functools
 import hashlib
 
 import flask
@@ -408,6 +409,56 @@ def _serve_layout_serialised_once(app):
             app.server.view_functions[rule.endpoint] = serve_layout
 
 
+def _is_callback_request(body, callback_map):
+    """Whether a request body has the structure Dash's callback requests have.
+
+    The values are the callbacks' business (``_callbacks`` checks them); this only checks
+    the envelope, so a request of the wrong shape is answered with HTTP 400 instead of failing
+    inside Dash with a 500 and a server traceback.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("output"), str):
+        return False
+    spec = callback_map.get(body["output"])
+    if spec is None or "callback" not in spec:  # unknown, or run in the browser
+        return False
+    inputs, state = body.get("inputs"), body.get("state", [])
+    if not isinstance(inputs, list) or not isinstance(state, list):
+        return False
+    if len(inputs) != len(spec["inputs"]) or len(state) != len(spec["state"]):
+        return False
+
+    def is_entry(entry):
+        if isinstance(entry, list):  # pattern-matching inputs (ALL) send a list of entries
+            return all(is_entry(item) for item in entry)
+        return isinstance(entry, dict) and "id" in entry and isinstance(entry.get("property"), str)
+
+    outputs = body.get("outputs")
+    outputs = outputs if isinstance(outputs, list) else [outputs]
+    changed = body.get("changedPropIds", [])
+    return (
+        all(is_entry(entry) for entry in inputs + state + outputs)
+        and isinstance(changed, list)
+        and all(isinstance(prop, str) for prop in changed)
+    )
+
+
+def _refuse_malformed_callback_requests(app):
+    """Answer callback requests whose JSON has the wrong structure with HTTP 400."""
+    endpoint = "/_dash-update-component"
+    for rule in app.server.url_map.iter_rules():
+        if rule.rule.endswith("_dash-update-component"):
+            endpoint = rule.endpoint
+    dispatch = app.server.view_functions[endpoint]
+
+    @functools.wraps(dispatch)
+    def checked_dispatch(*args, **kwargs):
+        if not _is_callback_request(flask.request.get_json(silent=True), app.callback_map):
+            return flask.Response("malformed callback request", status=400)
+        return dispatch(*args, **kwargs)
+
+    app.server.view_functions[endpoint] = checked_dispatch
+
+
 def build_app(explorer):
     """Build the Dash app for ``explorer`` (see :meth:`Explorer.make_app`)."""
     view = explorer.view
@@ -600,7 +651,7 @@ def build_app(explorer):
             # New neighbour buttons also fire this with n_clicks 0: only a real click counts.
             if not ctx.triggered[0]["value"]:
                 raise PreventUpdate
-            index = trigger["index"]
+            index = cb.selected_index(trigger.get("index"))
         else:
             # A display setting or the view changed: redraw the panel for the same image.
             index = cb.selected_index(current)
@@ -655,4 +706,5 @@ def build_app(explorer):
 
         return cb.hover_tooltip(explorer, hover_data, url)
 
+    _refuse_malformed_callback_requests(app)
     return app

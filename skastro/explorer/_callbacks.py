@@ -17,13 +17,60 @@ TOOLTIP_IMAGE_SIZE = 96
 MAX_K = 30
 
 
+# -- what the page sends back, checked -------------------------------------------------------
+# A request to a Dash callback is JSON from the browser: anything that parses can arrive in
+# place of a click event, a stored key or a dropdown value. These helpers turn values of the
+# wrong structure into "nothing" (None, [], a default), so the app answers with a harmless
+# response instead of an HTTP 500 and a server traceback.
+
+
+def text_value(value, default=None):
+    """``value`` if it is text (a stored key, a dropdown value), else ``default``."""
+    return value if isinstance(value, str) else default
+
+
+def _event_points(data):
+    """The ``points`` of plotly event data (``clickData``, ``selectedData``, ...), as dicts."""
+    if not isinstance(data, dict) or not isinstance(data.get("points"), list):
+        return []
+    return [point for point in data["points"] if isinstance(point, dict)]
+
+
+def _index(value):
+    """An image index from page data (an int, or a one-item list), or None."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def display_settings(stretch, band, k, explorer):
+    """Thumbnail stretch, band and neighbour count from the page, invalid ones replaced."""
+    from skastro.explorer._thumbnails import STRETCHES
+
+    stretch = stretch if stretch in STRETCHES else "asinh"
+    if not (band is None or band == "rgb"):
+        band = _index(band)
+        if band is not None and not 0 <= band < explorer.images.shape[1]:
+            band = None
+    return stretch, band, _number(k, None, int)
+
+
 def _number(value, default, cast=float, low=None, high=None):
     """A number typed in an input box, or the default when it is empty or invalid."""
-    if value is None or value == "":
+    if value is None or value == "" or isinstance(value, bool):
+        return default
+    if not isinstance(value, int | float | str):
         return default
     try:
         value = cast(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
+        return default
+    if isinstance(value, float) and value != value:  # NaN
         return default
     if low is not None:
         value = max(low, value)
@@ -46,11 +93,11 @@ def spec_from_controls(explorer, controls):
     defaults = ViewSpec(embedding="")
     min_samples = _number(controls.get("min_samples"), None, int, low=1)
     return ViewSpec(
-        embedding=controls.get("embedding") or explorer.embedding_names[0],
-        projection=controls.get("projection") or defaults.projection,
+        embedding=text_value(controls.get("embedding")) or explorer.embedding_names[0],
+        projection=text_value(controls.get("projection")) or defaults.projection,
         n_dims=_number(controls.get("n_dims"), 2, int),
-        clustering=controls.get("clustering") or "none",
-        cluster_space=controls.get("cluster_space") or defaults.cluster_space,
+        clustering=text_value(controls.get("clustering")) or "none",
+        cluster_space=text_value(controls.get("cluster_space")) or defaults.cluster_space,
         perplexity=_number(controls.get("perplexity"), defaults.perplexity, float, low=1.0),
         umap_n_neighbors=_number(
             controls.get("umap_n_neighbors"), defaults.umap_n_neighbors, int, low=2
@@ -75,7 +122,7 @@ def start_computation(explorer, controls):
     """
     try:
         spec = spec_from_controls(explorer, controls)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         return {"job_id": None, "status": f"Invalid settings: {exc}", "fraction": 0.0}
     job_id = explorer._start_job(spec)
     return {"job_id": job_id, "status": f"Computing {spec.describe()}…", "fraction": 0.0}
@@ -90,6 +137,7 @@ def poll_computation(explorer, job_id):
         ``done`` (bool), ``fraction`` in [0, 1], ``status`` text, ``view_key`` of the
         finished view (None until it is ready, or on error) and ``error`` text or None.
     """
+    job_id = text_value(job_id)
     job = explorer._job(job_id) if job_id else None
     if job is None:
         return {"done": True, "fraction": 0.0, "status": "", "view_key": None, "error": None}
@@ -130,8 +178,9 @@ def color_dropdown(explorer, view_key, current=None):
     A view with clusters opens coloured by cluster (the user just asked for them); otherwise
     the current colouring is kept when the view offers it.
     """
-    view = explorer._view_for(view_key)
+    view = explorer._view_for(text_value(view_key))
     options = [{"label": label, "value": value} for value, label in explorer.color_options(view)]
+    current = text_value(current)
     if view.clusters is None and current in {option["value"] for option in options}:
         return options, current
     return options, explorer.default_color(view)
@@ -139,7 +188,9 @@ def color_dropdown(explorer, view_key, current=None):
 
 def figure_for(explorer, view_key, color_by, selected=None):
     """The full scatter figure for a view and a colouring."""
-    view = explorer._view_for(view_key)
+    view = explorer._view_for(text_value(view_key))
+    if text_value(color_by) not in {value for value, _ in explorer.color_options(view)}:
+        color_by = None
     selected = selected_index(selected)
     if selected is not None and not 0 <= selected < len(explorer):
         selected = None
@@ -148,18 +199,8 @@ def figure_for(explorer, view_key, color_by, selected=None):
 
 def clicked_index(click_data):
     """Index of the clicked point in plotly's ``clickData``, or None."""
-    if not click_data or not click_data.get("points"):
-        return None
-    point = click_data["points"][0]
-    index = point.get("customdata")
-    if isinstance(index, list):
-        index = index[0] if index else None
-    if index is None:
-        return None
-    try:
-        return int(index)
-    except (TypeError, ValueError):
-        return None
+    points = _event_points(click_data)
+    return _index(points[0].get("customdata")) if points else None
 
 
 def _thumbnail_button(explorer, index, caption, stretch, band):
@@ -196,7 +237,7 @@ def instance_panel(explorer, view_key, index, stretch="asinh", band=None, k=None
     """
     from dash import html
 
-    view = explorer._view_for(view_key)
+    view = explorer._view_for(text_value(view_key))
     index = int(index)
     k = _number(k, explorer.n_neighbors, int, low=1, high=MAX_K)
     same, other = explorer.similar(index, k=k, view=view)
@@ -263,7 +304,9 @@ def show_instance(explorer, view_key, index, stretch, band, k):
     ``_app``): redrawing 50,000 WebGL points takes 100-250 ms in a software-rendered browser,
     which should not delay the panel.
     """
+    view_key = text_value(view_key)
     view = explorer._view_for(view_key)
+    stretch, band, k = display_settings(stretch, band, k, explorer)
     children = instance_panel(explorer, view_key, index, stretch, band, k)
     return children, ring_point(view.coords, index)
 
@@ -272,12 +315,7 @@ def selected_index(selection):
     """The index in a stored selection (``{"index": i, ...}``), or None."""
     if isinstance(selection, dict):
         selection = selection.get("index")
-    if selection is None or isinstance(selection, bool):
-        return None
-    try:
-        return int(selection)
-    except (TypeError, ValueError):
-        return None
+    return _index(selection) if not isinstance(selection, list) else None
 
 
 def selected_indices(selected_data):
@@ -285,16 +323,8 @@ def selected_indices(selected_data):
 
     The selection ring is a trace of its own, so a selected point can appear twice.
     """
-    if not selected_data or not selected_data.get("points"):
-        return []
-    indices = set()
-    for point in selected_data["points"]:
-        value = point.get("customdata")
-        if isinstance(value, list):
-            value = value[0] if value else None
-        if value is not None:
-            indices.add(int(value))
-    return sorted(indices)
+    indices = {_index(point.get("customdata")) for point in _event_points(selected_data)}
+    return sorted(i for i in indices if i is not None)
 
 
 def selection_csv(explorer, view_key, selected_data):
@@ -302,10 +332,10 @@ def selection_csv(explorer, view_key, selected_data):
 
     Returns None when nothing is selected.
     """
-    indices = selected_indices(selected_data)
+    indices = [i for i in selected_indices(selected_data) if 0 <= i < len(explorer)]
     if not indices:
         return None
-    view = explorer._view_for(view_key)
+    view = explorer._view_for(text_value(view_key))
     header = ["id"]
     if explorer.labels is not None:
         header.append("label")
@@ -340,12 +370,13 @@ def hover_tooltip(explorer, hover_data, thumbnail_url):
     """
     from dash import html
 
-    if not hover_data or not hover_data.get("points"):
+    points = _event_points(hover_data)
+    if not points:
         return False, None, None
-    point = hover_data["points"][0]
+    point = points[0]
     bbox = point.get("bbox")
     index = clicked_index({"points": [point]})
-    if bbox is None or index is None or not 0 <= index < len(explorer):
+    if not isinstance(bbox, dict) or index is None or not 0 <= index < len(explorer):
         return False, None, None
     children = html.Div(
         [
@@ -362,6 +393,7 @@ def parameter_visibility(projection, clustering):
     def shown(condition):
         return {"display": "block" if condition else "none"}
 
+    projection, clustering = text_value(projection), text_value(clustering)
     return {
         "tsne": shown(projection == "tsne"),
         "umap": shown(projection == "umap"),
