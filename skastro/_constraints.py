@@ -47,6 +47,9 @@ class NumberInterval(Interval):
 def refuse_bools(constraints):
     """A copy of a ``_parameter_constraints`` dict whose numeric intervals refuse bools.
 
+    Intervals of numbers (and the integer seeds of ``"random_state"``) refuse ``True`` and
+    ``False``; every other constraint is kept as it is.
+
     Parameters
     ----------
     constraints : dict
@@ -66,6 +69,17 @@ def refuse_bools(constraints):
     """
     converted = {}
     for name, options in constraints.items():
+        if isinstance(options, list) and "random_state" in options:
+            # scikit-learn's "random_state" is an int interval too: random_state=True is not
+            # a seed of 1
+            position = options.index("random_state")
+            options = [
+                *options[:position],
+                NumberInterval(numbers.Integral, 0, 2**32 - 1, closed="both"),
+                np.random.RandomState,
+                None,
+                *options[position + 1 :],
+            ]
         if isinstance(options, list):
             options = [
                 NumberInterval(c.type, c.left, c.right, closed=c.closed)

@@ -13,6 +13,7 @@ The rules are those of DESIGN.md ("Images in, vectors out"):
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -336,6 +337,51 @@ def check_images(
         checked = not len(bad)
     batches = ImageBatches(X, layout, shape, nan_policy=nan_policy, checked=checked)
     return batches
+
+
+# Inputs further than this many training standard deviations from the training mean are
+# refused by transform: they overflow float32 inside a network (3.4e38) and come out as inf.
+MAX_STANDARDISED = 1e18
+
+
+def check_input_scale(data, mean, std, estimator_name="estimator"):
+    """Refuse in-memory images far outside the scale of the training images.
+
+    Parameters
+    ----------
+    data : ImageBatches
+        Checked images; lazily loaded ones are not scanned.
+    mean, std : ndarray of shape (C,)
+        Per-channel statistics of the training images.
+    estimator_name : str
+
+    Raises
+    ------
+    ValueError
+        Some pixel lies more than :data:`MAX_STANDARDISED` standard deviations from the
+        training mean: the network would return inf or NaN for it.
+    """
+    if is_lazy_array(data.X) or not isinstance(data.X, np.ndarray):
+        return
+    images = data.X.reshape(len(data.X), *data.image_shape)
+    if images.dtype.kind in "biu":
+        # integers cannot be far enough from the mean unless the training images were constant
+        info = np.iinfo(images.dtype) if images.dtype.kind != "b" else np.iinfo(np.uint8)
+        if max(-float(info.min), float(info.max)) < MAX_STANDARDISED * float(np.min(std)):
+            return
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN channels
+        low = np.nanmin(images, axis=(0, 2, 3)).astype(np.float64)
+        high = np.nanmax(images, axis=(0, 2, 3)).astype(np.float64)
+    spread = np.fmax(np.abs(low - mean), np.abs(high - mean)) / np.asarray(std, np.float64)
+    if np.nanmax(spread) > MAX_STANDARDISED:
+        channel = int(np.nanargmax(spread))
+        raise ValueError(
+            f"X holds values up to {max(abs(low[channel]), abs(high[channel])):.3g} in channel "
+            f"{channel}, {np.nanmax(spread):.2g} standard deviations from the mean of the images "
+            f"{estimator_name} was fitted on: the network would return inf or NaN. Scale the "
+            "images as the training images were (e.g. with the same ImageScaler)."
+        )
 
 
 def check_positive_int(value, name, minimum=1):

@@ -49,7 +49,7 @@ from skastro._constraints import refuse_bools
 from skastro._device import resolve_device, seeded
 from skastro._limits import check_network_size
 from skastro._net import SkastroNet
-from skastro._validation import NAN_POLICIES, check_images, check_widths
+from skastro._validation import NAN_POLICIES, check_images, check_input_scale, check_widths
 from skastro.exceptions import ModelFormatError
 
 __all__ = ["AutoencoderMixin", "DeepEstimator", "resolve_device", "seeded"]
@@ -229,6 +229,7 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
         )
         if self.nan_policy == "fill":
             data.fill_values = self.channel_mean_
+        check_input_scale(data, self.channel_mean_, self.channel_std_, name)
         return data
 
     # ------------------------------------------------------------------ fitting
@@ -564,6 +565,26 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
         self._after_training(net)
         self.interrupted_ = bool(info.get("interrupted", False))
 
+    def _check_restored_network(self):
+        """Refuse restored weights that turn an ordinary image into NaN or inf.
+
+        Weights can be finite and still absurd (a damaged or crafted file, e.g. every weight
+        1e30): the image at the training mean (zeros once standardised) must embed to finite
+        values, or the model is refused at load rather than returning NaN later. Called once
+        the whole model (network and fitted state) is restored.
+        """
+        probe = torch.zeros((1, *self.image_shape_), device=self.device_)
+        try:
+            with torch.no_grad():
+                Z = self._encode(self.module_, probe)
+        except RuntimeError as exc:
+            raise ModelFormatError(f"the network cannot embed an image: {exc!r:.300}") from exc
+        if not bool(torch.isfinite(Z).all()):
+            raise ModelFormatError(
+                "the network turns an image at the training mean into NaN or inf values: its "
+                "weights are damaged (finite but absurd); fit the model again"
+            )
+
     def _fitted_state(self):
         """JSON-serialisable fitted state beyond the weights and input statistics.
 
@@ -649,6 +670,13 @@ def _load_weights(module, state):
     """Load a state dict; ``ValueError`` when it does not fit the module."""
     # Some modules (escnn's) hold extra cached buffers in eval mode only; the module is built
     # in train mode, so a state saved in eval mode is loaded after switching to eval mode.
+    expected = module.state_dict()
+    for key, tensor in state.items():
+        if key in expected and tensor.dtype != expected[key].dtype:
+            raise ModelFormatError(
+                f"the weight {key!r} is stored as {tensor.dtype}, but the network holds "
+                f"{expected[key].dtype}; the file is damaged or was not written by skastro"
+            )
     try:
         result = module.load_state_dict(state, strict=False)
         if result.missing_keys or result.unexpected_keys:

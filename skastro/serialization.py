@@ -948,6 +948,11 @@ def _read_estimator(folder, device=None, params=None, depth=0):
                 raise
             detail = f"lacks {exc}" if isinstance(exc, KeyError) else f"is invalid: {exc}"
             raise _invalid(model_file, "fitted_state", detail) from exc
+    if deep:
+        try:
+            estimator._check_restored_network()
+        except ModelFormatError as exc:
+            raise ModelFormatError(f"{model_file}: {exc}") from exc
     return estimator
 
 

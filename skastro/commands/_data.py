@@ -37,9 +37,9 @@ def describe_error(exc, skip_bad=False):
     if isinstance(exc, DataLoadError):
         text = str(exc)  # every unreadable file, when several are
         return text if skip_bad else text + " (pass --skip-bad to skip unreadable files)"
-    if isinstance(exc, KeyError) and exc.args:
-        return str(exc.args[0])
-    return str(exc)
+    from skastro.commands._errors import describe
+
+    return describe(exc)
 
 
 def open_images(args):

@@ -169,6 +169,16 @@ def cluster_scores(Z, labels, sample_size=5000, random_state=0):
     return scores
 
 
+def _reading_error(path, exc):
+    """One line for an embeddings file that cannot be read, naming the file."""
+    reason = " ".join(str(exc.args[0] if isinstance(exc, KeyError) else exc).split())
+    if "pickle" in reason:
+        reason = "it holds Python objects, or is not a numpy file at all (never unpickled)"
+    if str(path) in reason:
+        return reason
+    return f"cannot read embeddings from {path}: {reason} (write them with skastro embed)"
+
+
 def _check_options(args):
     """Refuse option values the clusterers would reject with a traceback."""
     limits = (
@@ -195,8 +205,8 @@ def run(args):
     check_output_file(out, overwrite=args.overwrite)
     try:
         Z, ids = read_embeddings(args.embeddings)
-    except (OSError, ValueError, KeyError) as exc:
-        raise CommandError(str(exc)) from exc
+    except (OSError, EOFError, ValueError, KeyError) as exc:
+        raise CommandError(_reading_error(args.embeddings, exc)) from exc
     if args.method != "hdbscan" and not 2 <= args.n_clusters <= len(Z) - 1:
         raise CommandError(
             f"--n-clusters must be between 2 and {len(Z) - 1} for {len(Z)} points", status=2

@@ -1,6 +1,8 @@
 """Load FITS images (single files, lists, folders) as channels-first float32 arrays."""
 
 import functools
+import math
+import os
 
 import numpy as np
 from sklearn.utils import Bunch
@@ -113,6 +115,8 @@ def _read_fits(filename, hdu=None):
         benign_messages=("Invalid 'BLANK' keyword",),
         what="FITS file",
     ):
+        # headers first: data sizes they announce are checked before astropy allocates them
+        _check_announced_sizes(filename)
         # memmap=False and lazy_load_hdus=False read every HDU now, while the file is open,
         # so truncation anywhere in the file is noticed; scaling is done by hand below so
         # that BLANK integer pixels become NaN (astropy leaves them alone when unscaled)
@@ -128,6 +132,59 @@ def _read_fits(filename, hdu=None):
             planes = [_as_channels(_scaled(hdul[i]), filename, i) for i in chosen]
             header = _merged_header(hdul, chosen[0])
     return np.concatenate(planes), header, chosen
+
+
+def _announced_bytes(header):
+    """Bytes of data a FITS header announces (FITS standard 4.0, section 4.4.1.1)."""
+    naxis = int(header.get("NAXIS", 0))
+    if naxis == 0:
+        return 0, 0
+    sizes = [int(header.get(f"NAXIS{i}", 0)) for i in range(1, naxis + 1)]
+    if header.get("GROUPS") and sizes and sizes[0] == 0:
+        sizes = sizes[1:]  # random groups: NAXIS1 = 0 is not a size
+    values = math.prod(sizes)
+    if "ZNAXIS" in header:  # a tile-compressed image: the size once decompressed
+        znaxis = int(header["ZNAXIS"])
+        values = max(
+            values, math.prod(int(header.get(f"ZNAXIS{i}", 0)) for i in range(1, znaxis + 1))
+        )
+    total = abs(int(header.get("BITPIX", 8))) // 8 * int(header.get("GCOUNT", 1))
+    return total * (int(header.get("PCOUNT", 0)) + math.prod(sizes)), values
+
+
+def _check_announced_sizes(filename):
+    """Refuse a file whose headers announce more data than it holds, or than fits in memory.
+
+    astropy allocates what a header announces before it reads: a header claiming 10**9 x 8
+    pixels in a 6 kB file would ask for 30 GB. Uncompressed files must hold what their headers
+    announce, and no HDU may announce more than
+    :data:`skastro._limits.MAX_IMAGE_VALUES` values.
+    """
+    from astropy.io import fits
+
+    from skastro._limits import MAX_IMAGE_VALUES
+
+    with fits.open(filename, mode="readonly", memmap=False, lazy_load_hdus=True) as hdul:
+        announced = 0
+        for index, hdu in enumerate(hdul):
+            n_bytes, n_values = _announced_bytes(hdu.header)
+            if n_values > MAX_IMAGE_VALUES:
+                raise DataLoadError(
+                    filename,
+                    f"HDU {index} announces {n_values:,} values, more than the limit of "
+                    f"{MAX_IMAGE_VALUES:,} (skastro._limits.MAX_IMAGE_VALUES); the header is "
+                    "damaged, or the image must be cut into smaller cutouts",
+                )
+            # each header is at least one 2880-byte block; data are padded to whole blocks
+            announced += 2880 + n_bytes
+    compressed = str(filename).lower().endswith((".gz", ".fz", ".bz2", ".zip"))
+    size = os.path.getsize(filename)
+    if not compressed and announced > size:
+        raise DataLoadError(
+            filename,
+            f"it is truncated: its headers announce at least {announced:,} bytes, the file "
+            f"has {size:,}",
+        )
 
 
 def _is_image(h):

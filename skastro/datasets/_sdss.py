@@ -144,6 +144,14 @@ def _read_npy(filename):
                 filename, f"it has no 'image' field; its fields are {', '.join(fields)}"
             )
         array = array.reshape(-1)  # shape () -> (1,), (k,) unchanged
+        kind = array.dtype["image"].base.kind
+        if kind not in "biuf":
+            what = "complex numbers" if kind == "c" else f"{array.dtype['image'].base} values"
+            raise DataLoadError(
+                filename,
+                f"its 'image' field holds {what}; images must be real numbers"
+                + (" (store np.abs(x) or x.real)" if kind == "c" else ""),
+            )
         images = np.asarray(array["image"], dtype=np.float32)
         if images.ndim == 3:
             images = images[:, None]

@@ -304,6 +304,8 @@ class ImageScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     def _validate_images(self, X, *, reset, return_layout=False):
         """Check X and view it as (n, C, P): images, channels, pixels per channel."""
+        if getattr(getattr(X, "dtype", None), "kind", None) == "c":
+            raise ValueError("Complex data not supported: pass np.abs(X) or X.real as images")
         if isinstance(X, np.ndarray) and not X.dtype.isnative:
             # FITS data are big-endian; native order keeps float32 float32 below
             X = X.astype(X.dtype.newbyteorder("="))
