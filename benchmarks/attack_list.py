@@ -48,7 +48,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 import warnings
@@ -85,8 +84,6 @@ class Watch:
         ctx = Watch.active
         if ctx is None or event != "open" or not args or not isinstance(args[0], str | bytes):
             return
-        if threading.current_thread().name == "attack-watch":
-            return  # the watcher's own probes of the pipes
         path = os.fsdecode(args[0])
         try:
             real = os.path.realpath(path)
@@ -150,31 +147,35 @@ class Ctx:
     # -- running the attack ------------------------------------------------------------------
     @contextlib.contextmanager
     def watching(self):
-        stop = threading.Event()
-
-        def poll_fifo():
-            while not stop.is_set():
-                for pipe in [self.fifo, *self.pipes]:
-                    try:
-                        fd = os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)
-                    except OSError:
-                        continue
-                    if pipe == self.fifo:
-                        self.outside_reads.append("the FIFO outside was opened for reading")
-                    else:
-                        self.pipes_opened.append(f"{pipe.name}, a named pipe, was opened")
-                    os.close(fd)
-                time.sleep(0.002)
-
-        thread = threading.Thread(target=poll_fifo, name="attack-watch", daemon=True)
-        thread.start()
+        # The pipes are watched from another process: code that opens a pipe may block in
+        # native code while holding the GIL (safetensors does), where no thread of this
+        # process could run to unblock it.
+        stop = self.root / "stop-watching"
+        watcher = subprocess.Popen(
+            [
+                sys.executable,
+                "-S",
+                "-c",
+                PIPE_WATCHER,
+                str(stop),
+                str(self.fifo),
+                *map(str, self.pipes),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         Watch.active = self
         try:
             yield
         finally:
             Watch.active = None
-            stop.set()
-            thread.join()
+            stop.touch()
+            output, _ = watcher.communicate(timeout=30)
+            for line in output.splitlines():
+                if line == str(self.fifo):
+                    self.outside_reads.append("the FIFO outside was opened for reading")
+                elif line:
+                    self.pipes_opened.append(f"{Path(line).name}, a named pipe, was opened")
 
     def act(self, action, expect="error"):
         """Run the attack ``action()``; ``expect``: "error", "ok", "either" or a check."""
@@ -210,6 +211,23 @@ class Ctx:
         self.act(run, expect=expect)
         self.status, self.stdout, self.stderr = self.result, out.getvalue(), err.getvalue()
         return self.status
+
+
+# Opens each named pipe given for writing, without blocking: that succeeds only while
+# something has it open for reading, which it then unblocks (the reader sees end-of-file).
+PIPE_WATCHER = """
+import os, sys, time
+stop, pipes = sys.argv[1], sys.argv[2:]
+while not os.path.exists(stop):
+    for pipe in pipes:
+        try:
+            fd = os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            continue
+        print(pipe, flush=True)
+        os.close(fd)
+    time.sleep(0.002)
+"""
 
 
 def _digest(path):
@@ -2041,8 +2059,15 @@ def _ctrl_c_case(ctx):
                *TINY_CLI]  # fmt: skip
 
     def run():
+        # run from the sandbox: `python -m skastro` from the repository would import the
+        # repository's skastro even when PYTHONPATH points at another tree
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ctx.work,
         )
         try:
             deadline = time.monotonic() + 120
@@ -2372,6 +2397,86 @@ def report(results, baseline=None, machine=None):
 WHY_IT_STAYS = {}
 
 
+def _worker(args):
+    """Run cases ``args.start`` onwards, appending one JSON line per case to ``args.rows``."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.memory_gb:
+        import resource
+
+        limit = int(args.memory_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    import torch
+
+    torch.set_num_threads(1)
+    root = Path(tempfile.mkdtemp(prefix="skastro-attack-"))
+    try:
+        cases = all_cases(args.only)
+        with open(args.rows, "a") as rows:
+            for i in range(args.start, len(cases)):
+                row = run_case(cases[i], root, verbose=args.verbose)
+                rows.write(json.dumps(row) + "\n")
+                rows.flush()
+                if args.verbose or row["category"] != "clean":
+                    where = f"[{i + 1}/{len(cases)}] {row['category']:>19} | {row['area']}"
+                    print(f"{where} | {row['case']} | {row['detail'][:200]}", flush=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        for folder in _MODELS.values():
+            shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+def _supervise(args):
+    """Run the cases in a worker process, restarted after any case that never returns.
+
+    A case can block inside native code that holds the GIL (then no alarm or thread of the
+    worker can act): after ``CASE_SECONDS + 60`` seconds without a result the worker is killed,
+    the case recorded as hung, and a new worker continues with the next case.
+    """
+    import skastro
+
+    cases = all_cases(args.only)
+    print(
+        f"{len(cases)} cases (skastro {skastro.__version__} from {Path(skastro.__file__).parent})"
+    )
+    rows_file = Path(tempfile.mkstemp(prefix="attack-rows-", suffix=".jsonl")[1])
+    base = [sys.executable, __file__, "--worker", "--rows", str(rows_file)]
+    base += ["--memory-gb", str(args.memory_gb)] + (["--verbose"] if args.verbose else [])
+    base += ["--only", *args.only] if args.only else []
+
+    def done():
+        return [json.loads(line) for line in rows_file.read_text().splitlines() if line]
+
+    try:
+        while len(done()) < len(cases):
+            start = len(done())
+            worker = subprocess.Popen([*base, "--start", str(start)])
+            last, count = time.monotonic(), start
+            while worker.poll() is None:
+                time.sleep(1)
+                now = len(done())
+                if now != count:
+                    last, count = time.monotonic(), now
+                elif time.monotonic() - last > CASE_SECONDS + 60:
+                    worker.kill()
+                    worker.wait()
+                    area, name, _ = cases[count]
+                    detail = "blocked in native code; the worker was killed"
+                    row = {"area": area, "case": name, "category": "hung", "detail": detail}
+                    with open(rows_file, "a") as rows:
+                        rows.write(json.dumps(row) + "\n")
+                    print(f"[{count + 1}/{len(cases)}] hung | {area} | {name}", flush=True)
+            if worker.returncode not in (0, -9) and len(done()) == count:
+                area, name, _ = cases[count]
+                detail = f"the worker died (status {worker.returncode})"
+                row = {"area": area, "case": name, "category": "hung", "detail": detail}
+                with open(rows_file, "a") as rows:
+                    rows.write(json.dumps(row) + "\n")
+        return done()
+    finally:
+        rows_file.unlink(missing_ok=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(HERE / "results" / "reliability.md"))
@@ -2382,36 +2487,13 @@ def main(argv=None):
     )
     parser.add_argument("--memory-gb", type=float, default=8.0)
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--rows", help=argparse.SUPPRESS)
+    parser.add_argument("--start", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    if args.memory_gb:
-        import resource
-
-        limit = int(args.memory_gb * 2**30)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    import torch
-
-    torch.set_num_threads(1)
-    import skastro
-
-    root = Path(tempfile.mkdtemp(prefix="skastro-attack-"))
-    results = []
-    try:
-        cases = all_cases(args.only)
-        print(
-            f"{len(cases)} cases "
-            f"(skastro {skastro.__version__} from {Path(skastro.__file__).parent})"
-        )
-        for i, case in enumerate(cases, 1):
-            row = run_case(case, root, verbose=args.verbose)
-            results.append(row)
-            if args.verbose or row["category"] not in ("clean",):
-                where = f"[{i}/{len(cases)}] {row['category']:>19} | {row['area']}"
-                print(f"{where} | {row['case']} | {row['detail'][:200]}", flush=True)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-        for folder in _MODELS.values():
-            shutil.rmtree(folder, ignore_errors=True)
+    if args.worker:
+        return _worker(args)
+    results = _supervise(args)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None

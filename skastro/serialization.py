@@ -616,7 +616,7 @@ def read_model_info(path):
         else:
             advice = "load it with the skastro version that wrote it and save it again"
         raise ModelFormatError(
-            f"{folder} holds a model in format version {version!r:.50} (written by skastro "
+            f"{model_file} holds a model in format version {version!r:.50} (written by skastro "
             f"{written_by!s:.50}), but skastro {skastro.__version__} reads format version(s) "
             f"{', '.join(map(str, _READABLE_VERSIONS))}; {advice}"
         )

@@ -531,10 +531,13 @@ def _train(args, guard, cls, estimator, data, out, staging, previous, info):
             write_checkpoint(estimator, net, train_checkpoints, saved_params)
             if not args.resume:
                 install_checkpoint(train_checkpoints, out)
+        unchanged = (
+            f"; the previous model in {out} is unchanged" if previous and not args.resume else ""
+        )
         print(
             f"interrupted at epoch {len(net.history)}: {completed} of {total} epochs completed; "
             f"checkpoint saved to {checkpoint_dir} (run the same command with --resume to "
-            "continue)",
+            f"continue){unchanged}",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED

@@ -37,7 +37,9 @@ def npy_header(filename):
             return shape, fortran, dtype, f.tell()
     except DataLoadError:
         raise
-    except (OSError, ValueError, SyntaxError) as exc:
+    except Exception as exc:  # numpy parses the header as Python: SyntaxError, TokenError...
+        if isinstance(exc, MemoryError):
+            raise
         raise DataLoadError(filename, f"not a readable .npy file ({exc})") from exc
 
 

@@ -432,8 +432,20 @@ def _is_callback_request(body, callback_map):
             return all(is_entry(item) for item in entry)
         return isinstance(entry, dict) and "id" in entry and isinstance(entry.get("property"), str)
 
+    # a callback with several outputs is keyed "..a.prop...b.prop..", and sent a list of them;
+    # they must be the callback's own outputs
     outputs = body.get("outputs")
-    outputs = outputs if isinstance(outputs, list) else [outputs]
+    multiple = body["output"].startswith("..")
+    declared = body["output"].strip(".").split("...") if multiple else [body["output"]]
+    if isinstance(outputs, list) != multiple:
+        return False
+    outputs = outputs if multiple else [outputs]
+    if len(outputs) != len(declared) or not all(
+        isinstance(o, dict)
+        and (not isinstance(o.get("id"), str) or f"{o['id']}.{o.get('property')}" == name)
+        for o, name in zip(outputs, declared)
+    ):
+        return False
     changed = body.get("changedPropIds", [])
     return (
         all(is_entry(entry) for entry in inputs + state + outputs)
