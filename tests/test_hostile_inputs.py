@@ -24,8 +24,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -47,6 +47,25 @@ BOUNDED = settings(
 
 
 # ----------------------------------------------------------------------------- the watch
+# Opens each named pipe for writing without blocking: that succeeds only while something has
+# it open for reading, which it then unblocks (the reader sees end-of-file). It runs in its own
+# process: a reader may block in native code that holds the GIL (safetensors does), where no
+# thread of the test process could run.
+PIPE_WATCHER = """
+import os, sys, time
+stop, pipes = sys.argv[1], sys.argv[2:]
+while not os.path.exists(stop):
+    for pipe in pipes:
+        try:
+            fd = os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            continue
+        print(pipe, flush=True)
+        os.close(fd)
+    time.sleep(0.001)
+"""
+
+
 class OutsideWatch:
     """Records any open of a place outside: a FIFO there (any language) or a Python open."""
 
@@ -64,35 +83,28 @@ class OutsideWatch:
         watch = cls._active
         if watch is None or event != "open" or not args or not isinstance(args[0], str | bytes):
             return
-        if threading.current_thread().name == "outside-watch":
-            return
         path = os.path.realpath(os.fsdecode(args[0]))
         if path.startswith(str(watch.outside) + os.sep):
             watch.opened.append(path)
 
     @contextlib.contextmanager
-    def watching(self):
-        stop = threading.Event()
-
-        def poll():
-            while not stop.is_set():
-                try:
-                    fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
-                except OSError:  # ENXIO: nobody has the pipe open for reading
-                    time.sleep(0.001)
-                    continue
-                self.opened.append(str(self.fifo))
-                os.close(fd)  # the reader gets end-of-file instead of blocking for ever
-
-        thread = threading.Thread(target=poll, name="outside-watch", daemon=True)
-        thread.start()
+    def watching(self, pipes=()):
+        """Watch the FIFO outside, and ``pipes`` (which must not be opened either)."""
+        stop = self.outside.parent / "stop-watching"
+        stop.unlink(missing_ok=True)
+        watcher = subprocess.Popen(
+            [sys.executable, "-S", "-c", PIPE_WATCHER, str(stop), str(self.fifo), *map(str, pipes)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         OutsideWatch._active = self
         try:
             yield self
         finally:
             OutsideWatch._active = None
-            stop.set()
-            thread.join()
+            stop.touch()
+            output, _ = watcher.communicate(timeout=30)
+            self.opened += [line for line in output.splitlines() if line]
 
 
 sys.addaudithook(OutsideWatch._hook)
@@ -458,25 +470,10 @@ def test_named_pipes_inside_a_model_folder_are_never_opened(sandbox, saved_model
         folder = work / name
         shutil.copytree(source, folder)
         _damage_file(folder, watch.fifo, name, "fifo", 0)
-        # a pipe would block the reader for ever: the alarm turns that into a failure
-        with _alarm(20), pytest.raises(ModelFormatError, match="named pipe"):
+        # reading a pipe would block for ever: the watcher unblocks it and records the open
+        with watch.watching(pipes=[folder / name]), pytest.raises(ModelFormatError, match="pipe"):
             _load_and_use(folder, X)
-
-
-@contextlib.contextmanager
-def _alarm(seconds):
-    import signal
-
-    def fail(signum, frame):
-        raise AssertionError(f"still running after {seconds} s (blocked on a pipe?)")
-
-    previous = signal.signal(signal.SIGALRM, fail)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+        assert not watch.opened, f"{name}, a named pipe, was opened"
 
 
 # ----------------------------------------------------------------------------- estimators

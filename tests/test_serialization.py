@@ -301,3 +301,161 @@ def test_models_saved_before_the_layout_change_still_load(name, method, expected
     X = np.load(folder / "X.npy")
     model = load(folder / name)
     np.testing.assert_allclose(getattr(model, method)(X), np.load(folder / expected), atol=1e-6)
+
+
+# ------------------------------------------------------------------------- issue 27: hostile
+def _outside_pipe(tmp_path):
+    """A named pipe outside the model folder: opening it for reading would block."""
+    pipe = tmp_path / "outside.fifo"
+    os.mkfifo(pipe)
+    return pipe
+
+
+@pytest.mark.parametrize("field", ["history", "weights", "arrays", "optimizer"])
+def test_every_file_path_must_stay_inside_the_folder(saved, tmp_path, field):
+    folder = _copy(saved, tmp_path)
+    _edit(folder, lambda info: info["files"].__setitem__(field, "../secret.json"))
+    with pytest.raises(ModelFormatError, match=rf"'files.{field}' names '../secret.json'"):
+        load(folder)
+    _edit(folder, lambda info: info["files"].__setitem__(field, str(tmp_path / "x.json")))
+    with pytest.raises(ModelFormatError, match="refusing the path"):
+        load(folder)
+
+
+@pytest.mark.parametrize("name", ["weights.safetensors", "history.json", "model.json"])
+def test_symbolic_links_out_of_the_folder_are_never_followed(saved, tmp_path, name):
+    folder = _copy(saved, tmp_path)
+    pipe = _outside_pipe(tmp_path)  # were it opened, load() would block, not fail
+    (folder / name).unlink()
+    (folder / name).symlink_to(pipe)
+    with pytest.raises(ModelFormatError, match="leads outside the model folder"):
+        load(folder)
+
+
+def test_special_files_inside_the_folder_are_never_opened(saved, tmp_path):
+    folder = _copy(saved, tmp_path)
+    (folder / "weights.safetensors").unlink()
+    os.mkfifo(folder / "weights.safetensors")
+    with pytest.raises(ModelFormatError, match=r"'files.weights'.*named pipe \(FIFO\)"):
+        load(folder)
+
+
+def test_deeply_nested_json_is_a_clear_error(saved, tmp_path):
+    folder = _copy(saved, tmp_path)
+    (folder / "history.json").write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(ModelFormatError, match="nests lists or objects more than 64 deep"):
+        load(folder)
+    (folder / "model.json").write_text('{"params": ' + "[" * 500 + "]" * 500 + "}")
+    with pytest.raises(ModelFormatError, match="more than 64 deep"):
+        load(folder)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("n_components", 10**9, r"'params' describe a network that is refused.*weights"),
+        ("batch_size", True, r"'params.batch_size' is invalid.*not a bool"),
+        ("widths", "16", r"'params.widths' is invalid"),
+        ("callbacks", ["print"], r"'params.callbacks' .*callbacks are code"),
+        ("device", "meta", r"'params.device' is 'meta'"),
+        ("random_state", 2**80, r"'params.random_state' is invalid"),
+    ],
+)
+def test_parameters_are_checked_before_anything_is_built(saved, tmp_path, field, value, message):
+    folder = _copy(saved, tmp_path)
+    _edit(folder, lambda info: info["params"].__setitem__(field, value))
+    with pytest.raises(ModelFormatError, match=message):
+        load(folder)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("image_shape", [2, 10**6, 10**6], r"'network.image_shape' is invalid.*MAX_IMAGE_VALUES"),
+        ("image_shape", [2, -16, 16], r"'network.image_shape' is invalid"),
+        ("channel_std", [0.0, 1.0], r"'network.channel_std' must hold 2 finite positive"),
+        ("channel_mean", [1.0], r"'network.channel_mean' must hold 2 finite numbers"),
+        ("seed", 2**80, r"'network.seed' must be an int in \[0, 2\*\*63\)"),
+        ("n_features_in", 7, r"'network.n_features_in' must be 512"),
+    ],
+)
+def test_the_network_block_is_checked(saved, tmp_path, field, value, message):
+    folder = _copy(saved, tmp_path)
+    _edit(folder, lambda info: info["network"].__setitem__(field, value))
+    with pytest.raises(ModelFormatError, match=message):
+        load(folder)
+
+
+def test_fitted_without_a_network_is_an_error(saved, tmp_path):
+    folder = _copy(saved, tmp_path)
+    _edit(folder, lambda info: info.pop("network"))
+    with pytest.raises(ModelFormatError, match="'fitted' is true but the file describes no"):
+        load(folder)
+
+
+def _rewrite_weights(folder, change):
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(folder / "weights.safetensors")
+    save_file(change({k: v.clone() for k, v in weights.items()}), folder / "weights.safetensors")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda w: {k: v.fill_(float("nan")) for k, v in w.items()}, "holds NaN or inf values"),
+        (lambda w: {k: v.fill_(1e30) for k, v in w.items()}, "finite but absurd"),
+        (lambda w: {k: v.double() for k, v in w.items()}, "stored as torch.float64"),
+    ],
+)
+def test_weights_must_be_finite_and_sane(saved, tmp_path, change, message):
+    folder = _copy(saved, tmp_path)
+    _rewrite_weights(folder, change)
+    with pytest.raises(ModelFormatError, match=message):
+        load(folder)
+
+
+def test_truncated_or_oversized_safetensors_are_refused_from_their_header(saved, tmp_path):
+    folder = _copy(saved, tmp_path)
+    data = (folder / "weights.safetensors").read_bytes()
+    (folder / "weights.safetensors").write_bytes(data[:-10])
+    with pytest.raises(ModelFormatError, match="truncated or padded"):
+        load(folder)
+    header = json.dumps(
+        {"w": {"dtype": "F32", "shape": [10**6, 10**6], "data_offsets": [0, 4 * 10**12]}}
+    ).encode()
+    (folder / "weights.safetensors").write_bytes(len(header).to_bytes(8, "little") + header)
+    with pytest.raises(ModelFormatError, match="more than 1,073,741,824 values"):
+        load(folder)
+
+
+def test_only_known_fitted_attributes_are_restored(tmp_path, images):
+    from skastro import KFoldEnsemble
+
+    member = ConvAutoencoder(n_components=2, widths=(4,), max_epochs=1, random_state=0)
+    folder = KFoldEnsemble(member, n_splits=2, random_state=0).fit(images).save(tmp_path / "e")
+    for name in ("__dict__", "transform", "__class__"):
+        copy = _copy(folder, tmp_path / name)
+        _edit(copy, lambda info, n=name: info["fitted_state"].__setitem__(n, {"a": 1}))
+        with pytest.raises(ModelFormatError, match=rf"'fitted_state.{name}' is not a fitted"):
+            load(copy)
+    copy = _copy(folder, tmp_path / "nan")
+    _edit(
+        copy,
+        lambda info: info["fitted_state"].__setitem__("centers_", [[{"__float__": "nan"}] * 2] * 2),
+    )
+    with pytest.raises(ModelFormatError, match="'centers_' holds NaN or inf"):
+        load(copy)
+    copy = _copy(folder, tmp_path / "ok")
+    assert load(copy).transform(images).shape == (len(images), 2)
+
+
+def test_a_network_too_large_for_memory_is_refused_before_it_is_built(saved, tmp_path):
+    folder = _copy(saved, tmp_path)
+
+    def huge(info):
+        info["network"].update(image_shape=[2, 30000, 30000], n_features_in=2 * 30000**2)
+
+    _edit(folder, huge)
+    with pytest.raises(ModelFormatError, match=r"'params' describe a network that is refused"):
+        load(folder)
