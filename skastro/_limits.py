@@ -151,14 +151,15 @@ def _widths(estimator):
 
 
 def _dense_estimate(estimator, image_shape):
-    """A cheap lower estimate of a network's weights, from its sizes alone.
+    """A cheap estimate of a network's weights, from its sizes alone.
 
-    Counts 3x3 convolutions between consecutive channel counts (the image's channels, each
-    width, the latent size), once for the encoder and once for the decoder, and the dense
-    layers that connect the last width to the latent vector. An autoencoder has about these
-    (escnn's networks hold their expanded filters as buffers of this size), so the estimate
-    stands in for the exact count of networks that cannot be built on the ``meta`` device
-    (an escnn network takes seconds to build for real, and longer with huge widths).
+    Counts ``kernel_size`` (default 3) convolutions between consecutive channel counts (the
+    image's channels, each width, the latent size), once for the encoder and once for the
+    decoder, and the dense layers that connect the last width to the latent vector. An
+    autoencoder has about these (escnn's networks hold their expanded filters as buffers of
+    this size), so the estimate stands in for the exact count of networks that cannot be
+    built on the ``meta`` device (an escnn network takes seconds to build for real, and longer
+    with huge widths).
     """
     order = _group_order(getattr(estimator, "group", None))
     kernel = getattr(estimator, "kernel_size", 3)
@@ -229,7 +230,8 @@ def check_network_size(estimator, image_shape, *, device="cpu", batch_size=None,
     device : str, default="cpu"
         Where the network would live; its memory bounds what fits.
     batch_size : int or None, default=None
-        Images per training batch, to estimate the activations of the first layer.
+        Images per training batch, to estimate the activations of the first layer (anything
+        but an int skips that estimate).
     training : bool, default=True
         True when the network is about to be trained (weights, gradients and optimizer
         moments), False when it is only loaded.
@@ -271,7 +273,7 @@ def check_network_size(estimator, image_shape, *, device="cpu", batch_size=None,
             f"{'train' if training else 'load'}, more than the {_gib(memory)} of memory of "
             f"{device}; {hint}"
         )
-    if batch_size is not None and training:
+    if _is_int(batch_size) and training:  # e.g. batch_size="auto" is sized elsewhere
         activations = _first_layer_bytes(estimator, image_shape, batch_size)
         if memory is not None and activations > memory:
             raise ValueError(
