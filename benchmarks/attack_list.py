@@ -30,7 +30,8 @@ Usage::
 
     python benchmarks/attack_list.py                      # writes results/reliability.md
     python benchmarks/attack_list.py --json before.json   # raw outcomes, e.g. of an old tree
-    python benchmarks/attack_list.py --baseline before.json   # adds the "before" column
+    python benchmarks/attack_list.py --baseline benchmarks/results/reliability_before.json
+                                                          # adds the "before" tables
     python benchmarks/attack_list.py --only model --verbose
 
 The process limits its address space (``--memory-gb``, default 8) so that a case that makes an
@@ -2336,60 +2337,76 @@ def counts(results):
     return table
 
 
-def report(results, baseline=None, machine=None):
-    """The markdown of benchmarks/results/reliability.md."""
-    lines = ["# Reliability: the attack list of issue 27\n"]
-    lines.append(
-        "Produced by `python benchmarks/attack_list.py`: every case is run and classified "
-        "(see the script's docstring for the categories). The goal: 0 data lost, 0 reads "
-        "outside a model folder, 0 hung, 0 silently wrong, at most 5 tracebacks, each listed "
-        "below with why it stays.\n"
-    )
-    if machine:
-        lines.append(f"{machine}\n")
-    total = counts(results)
+def _table(results, title):
     columns = [*CATEGORIES, "harness error"]
-    header = "| area | cases | " + " | ".join(columns) + " |"
-    lines += [header, "|" + "---|" * (len(columns) + 2)]
+    lines = [
+        f"| {title} | cases | " + " | ".join(columns) + " |",
+        "|" + "---|" * (len(columns) + 2),
+    ]
     sums = dict.fromkeys(columns, 0)
-    for area, row in total.items():
-        n = sum(row.values())
-        lines.append(f"| {area} | {n} | " + " | ".join(str(row.get(c, 0)) for c in columns) + " |")
+    for area, row in counts(results).items():
+        cells = " | ".join(str(row.get(c, 0)) for c in columns)
+        lines.append(f"| {area} | {sum(row.values())} | {cells} |")
         for c in columns:
             sums[c] += row.get(c, 0)
-    lines.append(
-        f"| **all** | **{len(results)}** | " + " | ".join(f"**{sums[c]}**" for c in columns) + " |"
-    )
-    if baseline:
-        before = {c: 0 for c in columns}
-        for row in baseline:
-            before[row["category"]] = before.get(row["category"], 0) + 1
-        lines.append("")
-        lines.append("Before the fixes of issue 27 (the same cases run on the tree before them):\n")
-        lines.append("| | cases | " + " | ".join(columns) + " |")
-        lines.append("|" + "---|" * (len(columns) + 2))
-        lines.append(
-            f"| before | {len(baseline)} | "
-            + " | ".join(str(before.get(c, 0)) for c in columns)
-            + " |"
-        )
-        lines.append(
-            f"| after | {len(results)} | " + " | ".join(str(sums[c]) for c in columns) + " |"
-        )
+    cells = " | ".join(f"**{sums[c]}**" for c in columns)
+    lines.append(f"| **all** | **{len(results)}** | {cells} |")
+    return lines
+
+
+def _tidy(text):
+    """Case details without the sandbox's temporary paths."""
+    import re
+
+    return re.sub(r"/tmp/skastro-attack-\w+/tmp\w+/", "<case>/", text)
+
+
+def report(results, baseline=None, machine=None):
+    """The markdown of benchmarks/results/reliability.md."""
+    lines = [
+        "# Reliability: the attack list of issue 27\n",
+        "Produced by `python benchmarks/attack_list.py` (see its docstring): "
+        f"{len(results)} cases against the loaders, the estimators, model folders, the command "
+        "line and the explorer's callbacks, each run and classified as *data lost* (a file "
+        "that existed was changed or removed), *read outside* (a named pipe planted outside the "
+        "model folder was opened, or Python opened a path there), *hung*, *silently wrong* (no "
+        "error but a wrong result), *traceback* (an undocumented exception or one raised inside "
+        "a dependency; on the command line a traceback or an internal error; in the explorer "
+        "HTTP 500), *refused valid input*, or *clean*. Goal: 0 data lost, 0 reads outside, "
+        "0 hung, 0 silently wrong, at most 5 tracebacks, each listed with why it stays.\n",
+    ]
+    if machine:
+        lines.append(f"{machine}\n")
+    lines += ["## After\n", *_table(results, "area"), ""]
     bad = [row for row in results if row["category"] != "clean"]
-    lines.append("\n## Cases that are not clean\n")
+    lines.append("Cases that are not clean:\n")
     if not bad:
-        lines.append("None.\n")
+        lines.append("None: no traceback remains, so none needs a reason to stay.\n")
     for row in bad:
-        why = WHY_IT_STAYS.get(row["case"], "")
-        lines.append(f"- **{row['category']}** ({row['area']}) {row['case']}: {row['detail']}")
+        lines.append(
+            f"- **{row['category']}** ({row['area']}) {row['case']}: {_tidy(row['detail'])}"
+        )
+        why = WHY_IT_STAYS.get(row["case"])
         if why:
             lines.append(f"  - Why it stays: {why}")
     if baseline:
-        fixed = {(r["area"], r["case"]): r for r in baseline if r["category"] != "clean"}
-        lines.append(f"\n## Before: the {len(fixed)} cases that were not clean\n")
-        for (area, case), row in sorted(fixed.items()):
-            lines.append(f"- {row['category']} ({area}) {case}: {row['detail']}")
+        lines += [
+            "\n## Before\n",
+            "The same cases run on the tree before the fixes (commit f297e03: "
+            "`git archive f297e03 skastro | tar -x -C /tmp/before`, then "
+            "`PYTHONPATH=/tmp/before python benchmarks/attack_list.py --json before.json`; the "
+            "outcomes are kept in `results/reliability_before.json`, which `--baseline` reads):\n",
+            *_table(baseline, "area"),
+            "",
+        ]
+        before_bad = [row for row in baseline if row["category"] != "clean"]
+        order = {c: i for i, c in enumerate(CATEGORIES)}
+        before_bad.sort(key=lambda r: (order.get(r["category"], 99), r["area"], r["case"]))
+        lines.append(f"The {len(before_bad)} cases that were not clean:\n")
+        for row in before_bad:
+            lines.append(
+                f"- {row['category']} ({row['area']}) {row['case']}: {_tidy(row['detail'])}"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -2490,10 +2507,11 @@ def main(argv=None):
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rows", help=argparse.SUPPRESS)
     parser.add_argument("--start", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--results", help="render the report from outcomes saved with --json")
     args = parser.parse_args(argv)
     if args.worker:
         return _worker(args)
-    results = _supervise(args)
+    results = json.loads(Path(args.results).read_text()) if args.results else _supervise(args)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
