@@ -15,3 +15,5 @@ def _missing(*names):
 collect_ignore = []
 if _missing("faiss"):
     collect_ignore += ["_neighbors.py"]
+if _missing("dask", "distributed"):
+    collect_ignore += ["_arrays.py", "_client.py", "_embed.py"]
