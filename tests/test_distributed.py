@@ -372,3 +372,55 @@ def test_grid_search_runs_on_the_dask_joblib_backend(client, images):
     np.testing.assert_allclose(
         remote.cv_results_["mean_test_score"], here.cv_results_["mean_test_score"], rtol=1e-4
     )
+
+
+# ------------------------------------------------------------------------ clustering at scale
+def test_clusters_are_assigned_on_the_workers(client, tmp_path, capsys):
+    import pandas as pd
+
+    from skastro.cli import main
+    from skastro.distributed import cluster_embeddings
+
+    rng = np.random.default_rng(0)
+    Z = np.vstack([c + rng.normal(scale=0.5, size=(300, 3)) for c in (0.0, 5.0, 10.0)])
+    Z = rng.permutation(Z).astype(np.float32)
+    np.save(tmp_path / "z.npy", Z)
+    here = cluster_embeddings(tmp_path / "z.npy", sample_size=200, block_size=100)
+    with distributed.get_task_stream(client) as stream:
+        there = cluster_embeddings(tmp_path / "z.npy", sample_size=200, block_size=100,
+                                   client=client)  # fmt: skip
+    assert len(stream.data) >= 9  # one task per block of 100 points
+    np.testing.assert_array_equal(there.labels, here.labels)
+    assert here.n_clusters == 3
+    # the command line, on a running scheduler given by its address
+    out = tmp_path / "labels.csv"
+    status = main(["cluster", str(tmp_path / "z.npy"), "--sample-size", "200", "--block-size",
+                   "100", "--scheduler", client.scheduler.address, "--out", str(out)])  # fmt: skip
+    assert status == 0, capsys.readouterr().err
+    np.testing.assert_array_equal(pd.read_csv(out)["label"].to_numpy(), here.labels)
+    assert client.status == "running"  # the command left the user's cluster alone
+
+
+def test_embed_command_options(client, model, model_dir, files, images, tmp_path, capsys):
+    """What ``skastro embed MODEL DATA --out FOLDER --scheduler ...`` will run once wired."""
+    import argparse
+
+    from skastro.commands import embed
+    from skastro.distributed._command import add_embed_arguments, run_embed
+
+    parser = argparse.ArgumentParser()
+    embed.add_arguments(parser)
+    add_embed_arguments(parser)
+    base = [str(model_dir), str(files / "images.npy"), "--scheduler", client.scheduler.address]
+    args = parser.parse_args([*base, "--out", str(tmp_path / "emb"), "--partition-size", "16"])
+    assert run_embed(args) == 0
+    assert "wrote 40 embeddings of size 3" in capsys.readouterr().out
+    _equal(_read(tmp_path / "emb")[1], model.transform(images))
+    assert run_embed(args) == 0
+    assert "(3 found complete and kept)" in capsys.readouterr().out
+    args = parser.parse_args([*base, "--out", str(tmp_path / "emb.npz")])
+    assert run_embed(args) == 2
+    assert "--out is a folder" in capsys.readouterr().err
+    args = parser.parse_args([*base, "--out", str(tmp_path / "emb"), "--partition-size", "8"])
+    assert run_embed(args) == 1
+    assert "--overwrite" in capsys.readouterr().err

@@ -224,6 +224,7 @@ class ParquetEmbeddings(EmbeddingSource):
         return self._cache[1]
 
     def read(self, start, stop):
+        start, stop = int(start), min(int(stop), self.n_samples)
         parts = []
         i = bisect.bisect_right(self.offsets, start) - 1
         while start < stop:
@@ -252,11 +253,14 @@ class ParquetEmbeddings(EmbeddingSource):
             return
         import pyarrow.parquet as pq
 
-        pending = []
+        pending = np.empty(0)
         for f in self.files:
-            pending.extend(pq.read_table(f, columns=["id"]).column("id").to_pylist())
-            while len(pending) >= block_size:
-                yield np.asarray(pending[:block_size])
-                pending = pending[block_size:]
-        if pending:
-            yield np.asarray(pending)
+            ids = pq.read_table(f, columns=["id"]).column("id").to_numpy(zero_copy_only=False)
+            pending = np.concatenate([pending, ids]) if len(pending) else ids
+            start = 0
+            while len(pending) - start >= block_size:
+                yield pending[start : start + block_size]
+                start += block_size
+            pending = pending[start:]
+        if len(pending):
+            yield pending
