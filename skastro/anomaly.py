@@ -129,14 +129,15 @@ class KNNOutlierDetector(OutlierMixin, BaseEstimator):
     index : {"flat", "ivf"}, default="flat"
         FAISS index. ``"flat"`` is exact. ``"ivf"`` compares each query with the points of
         its ``n_probe`` nearest k-means cells only: approximate (some true neighbours are
-        missed, so scores are slightly lower), much faster above 10^5 points. Measured
-        recall of the 5 nearest neighbours with the defaults: see the user guide page
-        "Millions of cutouts".
+        missed, so scores are slightly lower), much faster above 10^5 points; see
+        ``n_probe`` for the recall.
     n_lists : int or None, default=None
         IVF cells; None gives ``4 sqrt(n_samples)``.
     n_probe : int or None, default=None
-        IVF cells searched per query; None gives ``max(16, n_lists // 64)``. Higher is
-        slower and closer to exact (``n_probe = n_lists`` is exact).
+        IVF cells searched per query; None gives 64. Higher is slower and closer to exact
+        (``n_probe = n_lists`` is exact). Measured on 200,000 32-D embeddings (20 Gaussian
+        clusters, a hard case), the recall of the 5 nearest neighbours is 0.67, 0.80, 0.92
+        and 0.96 with 16, 32, 64 and 128 cells.
 
     Attributes
     ----------

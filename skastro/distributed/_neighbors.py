@@ -52,6 +52,11 @@ _RERANK_CHUNK_VALUES = 2**22
 # FAISS warns when an IVF cell gets fewer than 39 training points.
 _MIN_POINTS_PER_LIST = 39
 _MAX_TRAINING_POINTS_PER_LIST = 256
+# IVF cells searched per query. Recall of the 5 nearest neighbours measured on 200,000 32-D
+# embeddings (20 Gaussian clusters, n_lists = 1789; a hard case, real embeddings have a lower
+# intrinsic dimension): 0.67, 0.80, 0.92, 0.96 with 16, 32, 64, 128 cells, at 0.04, 0.07,
+# 0.12, 0.22 ms per query on one core (the flat index: 1.6 ms).
+_DEFAULT_N_PROBE = 64
 
 
 def import_faiss():
@@ -196,8 +201,7 @@ class FaissNeighbors:
     n_lists : int or None, default=None
         IVF cells; None gives ``4 sqrt(n)`` (at least 39 points per cell).
     n_probe : int or None, default=None
-        IVF cells searched per query; None gives ``max(16, n_lists // 64)``, capped at
-        ``n_lists``.
+        IVF cells searched per query; None gives 64 (all cells when there are fewer).
     seed : int, default=0
         Seed of FAISS's k-means (IVF only), so the same data give the same index.
 
@@ -278,7 +282,7 @@ class FaissNeighbors:
             index.train(np.ascontiguousarray(data[sample]))
             self.centroids_ = self._quantizer.reconstruct_n(0, n_lists)
         index.add(data)
-        n_probe = max(16, n_lists // 64) if self.n_probe is None else int(self.n_probe)
+        n_probe = _DEFAULT_N_PROBE if self.n_probe is None else int(self.n_probe)
         if n_probe < 1:
             raise ValueError(f"n_probe must be at least 1, got {n_probe}")
         self.n_lists_, self.n_probe_ = n_lists, min(n_probe, n_lists)
