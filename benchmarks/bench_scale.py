@@ -386,7 +386,7 @@ def projection(rates, knn_speed, n_measured):
         "likely the limit, so give each GPU worker several reading threads or processes.\n\n"
         f"Anomaly scores: FAISS IVF measured {ivf:.0f} s for fit + score at {n_measured:,} "
         "points; its cost per query grows as n / n_lists ~ sqrt(n), so about "
-        f"{ivf * 10**1.5 / 3600:.1f} h at 10^7 and {ivf * 1000 / 3600:.0f} h at 10^8 on "
+        f"{ivf_hours[10**7]:.1f} h at 10^7 and {ivf_hours[10**8]:.0f} h at 10^8 on "
         "this machine's 2 cores, before dividing by the workers (score_samples on a dask "
         "array ships the detector once per worker: 10^8 x 32 float32 is 12.8 GiB per worker, "
         "so at 10^8 score a sample or use a machine per shard). The exact flat index grows as "
