@@ -13,6 +13,7 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skastro.distributed._arrays import dispatch
 from skastro.distributed._neighbors import ALGORITHMS, FAISS_INDEXES, make_neighbors
 
 __all__ = ["KNNOutlierDetector", "kneighbors_excluding_self"]
@@ -295,11 +296,15 @@ class KNNOutlierDetector(OutlierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            A dask array gives a dask array, computed block by block on the workers.
 
         Returns
         -------
         scores : ndarray of shape (n_samples,)
         """
+        lazy = dispatch(self, "score_samples", X)
+        if lazy is not None:
+            return lazy
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         return self._scores(X)
@@ -315,6 +320,9 @@ class KNNOutlierDetector(OutlierMixin, BaseEstimator):
         -------
         decision : ndarray of shape (n_samples,)
         """
+        lazy = dispatch(self, "decision_function", X)
+        if lazy is not None:
+            return lazy
         return self.score_samples(X) - self.offset_
 
     def predict(self, X):
@@ -328,6 +336,9 @@ class KNNOutlierDetector(OutlierMixin, BaseEstimator):
         -------
         labels : ndarray of shape (n_samples,) of int
         """
+        lazy = dispatch(self, "predict", X)
+        if lazy is not None:
+            return lazy
         return np.where(self.decision_function(X) < 0, -1, 1)
 
     # ------------------------------------------------------------------ persistence

@@ -424,3 +424,14 @@ def test_embed_command_options(client, model, model_dir, files, images, tmp_path
     args = parser.parse_args([*base, "--out", str(tmp_path / "emb"), "--partition-size", "8"])
     assert run_embed(args) == 1
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_the_detector_returns_dask_arrays_for_dask_input(client):
+    rng = np.random.default_rng(0)
+    train, queries = rng.normal(size=(200, 4)), rng.normal(size=(50, 4)) * 2
+    detector = KNNOutlierDetector(n_neighbors=4).fit(train)
+    lazy_queries = da.from_array(queries, chunks=20)
+    for method in ("score_samples", "decision_function", "predict"):
+        lazy = getattr(detector, method)(lazy_queries)
+        assert isinstance(lazy, da.Array) and lazy.chunks == ((20, 20, 10),)
+        np.testing.assert_array_equal(lazy.compute(), getattr(detector, method)(queries))
