@@ -8,7 +8,7 @@ are computed on the clustered points (noise left out), on a random sample of at 
 --score-sample points.
 
 Larger than memory: above 200,000 points (or with --sample-size), hdbscan and kmeans are
-fitted on a random sample of --sample-size points (default 100,000) and every other point is
+fitted on a random sample of --sample-size points (default 50,000) and every other point is
 assigned to a cluster in blocks of --block-size points (hdbscan: approximate prediction;
 kmeans: nearest centre), reading .npy files and parquet folders block by block; with
 --scheduler local:N or tcp://HOST:PORT the blocks are assigned on dask workers.
@@ -58,7 +58,7 @@ def add_arguments(parser):
         default=None,
         help=(
             "fit hdbscan/kmeans on a random sample of this many points and assign the others "
-            f"in blocks (default: all points up to {IN_MEMORY_MAX_POINTS:,}, else 100,000)"
+            f"in blocks (default: all points up to {IN_MEMORY_MAX_POINTS:,}, else 50,000)"
         ),
     )
     parser.add_argument(

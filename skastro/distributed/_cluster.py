@@ -1,7 +1,7 @@
 """Cluster 10^7 embeddings: fit on a sample, assign every point in blocks.
 
 HDBSCAN's cost grows faster than linearly and its memory with the number of points, so at
-10^7 points it is fitted on a random sample (10^5 points by default) and the other points are
+10^7 points it is fitted on a random sample (50,000 points by default) and the other points are
 given the cluster they would have joined, with ``hdbscan.approximate_predict`` (the same
 density estimate, without re-running the clustering); k-means is fitted on the sample and
 every point goes to its nearest centre. The assignment runs block by block: in this process,
@@ -19,7 +19,8 @@ from skastro.distributed._embeddings import open_embeddings
 __all__ = ["SampleAssigner", "cluster_embeddings"]
 
 METHODS = ("hdbscan", "kmeans")
-DEFAULT_SAMPLE_SIZE = 100_000
+# HDBSCAN on 50,000 32-D points: about 4 minutes on one (busy) core, 2.8 GiB
+DEFAULT_SAMPLE_SIZE = 50_000
 DEFAULT_BLOCK_SIZE = 100_000
 
 
@@ -83,7 +84,7 @@ def cluster_embeddings(
         Anything :func:`open_embeddings` opens: a ``.npy`` file (read in row ranges), a
         parquet file or folder of ``part-*.parquet`` files, or an array.
     method : {"hdbscan", "kmeans"}, default="hdbscan"
-    sample_size : int, default=100000
+    sample_size : int, default=50000
         Points the clusterer is fitted on, drawn at random without replacement (all points
         when there are fewer). With every point in the sample, the labels are those of the
         clusterer fitted on all the data.
