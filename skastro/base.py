@@ -48,6 +48,7 @@ from skorch.history import History
 from skastro._device import resolve_device, seeded
 from skastro._net import SkastroNet
 from skastro._validation import NAN_POLICIES, check_images, check_widths
+from skastro.distributed._arrays import accepts_dask
 from skastro.exceptions import ModelFormatError
 
 __all__ = ["AutoencoderMixin", "DeepEstimator", "resolve_device", "seeded"]
@@ -386,6 +387,7 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
                 out[start:stop] = fn(module, batch).detach().cpu().numpy()
         return out
 
+    @accepts_dask
     def transform(self, X):
         """Embed images into the latent space.
 
@@ -562,6 +564,7 @@ class AutoencoderMixin:
     standardised images ``X`` in standardised units.
     """
 
+    @accepts_dask
     def reconstruct(self, X):
         """Reconstruct images through the autoencoder.
 

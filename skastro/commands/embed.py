@@ -5,7 +5,9 @@ suffix of --out: .npz (arrays "embeddings" and "ids"), .parquet (an "id" column 
 per latent component), .csv (the same as text), or .npy (the embeddings only, written as they
 are computed, with the ids in a <name>.ids.txt file beside it). Images are read and embedded
 --batch-size at a time, so memory does not grow with the number of images read from a .npy
-or HDF5 file.
+or HDF5 file. With --scheduler local[:N] or tcp://HOST:PORT the images are embedded on dask
+workers instead, into a folder of parquet partitions that a rerun completes after an
+interruption (skastro.distributed.embed_to_parquet).
 """
 
 import sys
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from skastro._embedding_files import ids_path
 from skastro.commands._data import add_data_arguments, describe_error
 
 OUTPUT_SUFFIXES = (".npz", ".npy", ".parquet", ".csv")
@@ -42,20 +45,21 @@ def add_arguments(parser):
         help="where to run the network (default: the saved model's device, else the CPU)",
     )
     add_data_arguments(parser)
+    from skastro.distributed._command import add_embed_arguments
+
+    add_embed_arguments(parser)
 
 
 def _error(message):
     print(f"skastro embed: error: {message}", file=sys.stderr)
 
 
-def ids_path(npy_path):
-    """The ``<name>.ids.txt`` file that holds the ids of ``<name>.npy`` embeddings."""
-    npy_path = Path(npy_path)
-    return npy_path.with_name(npy_path.stem + ".ids.txt")
-
-
 def run(args):
     """Run ``skastro embed``; returns the exit status."""
+    if args.scheduler:  # on dask workers, into a folder of parquet partitions
+        from skastro.distributed._command import run_embed
+
+        return run_embed(args)
     from skastro.datasets import open_data
     from skastro.exceptions import DataLoadError, ModelFormatError
     from skastro.serialization import load
