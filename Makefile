@@ -24,7 +24,7 @@ $(STAMP): setup.cfg pyproject.toml
 	@[ -x $(PY) ] || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip wheel setuptools
 	$(PIP) install -q $(TORCH_SPEC)
-	$(PIP) install -q --upgrade-strategy eager -e ".[dev,explorer,equivariant]"
+	$(PIP) install -q --upgrade-strategy eager -e ".[dev,explorer,equivariant,distributed]"
 	$(PIP) install -q --no-deps $(ESCNN_SPEC)
 	@touch $@
 

@@ -1,15 +1,21 @@
-"""Anomaly detection by inverse k-nearest-neighbour density, on any embedding."""
+"""Anomaly detection by inverse k-nearest-neighbour density, on any embedding.
+
+Neighbours come from scikit-learn's exact search or, for large embeddings, from a FAISS index
+(:mod:`skastro.distributed._neighbors` chooses; ``faiss-cpu`` is part of the
+``skastro[distributed]`` extra).
+"""
 
 import numbers
 import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
-from sklearn.neighbors import NearestNeighbors
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skastro._constraints import refuse_bools
+from skastro.distributed._arrays import accepts_dask
+from skastro.distributed._neighbors import ALGORITHMS, FAISS_INDEXES, make_neighbors
 
 __all__ = ["KNNOutlierDetector", "kneighbors_excluding_self"]
 
@@ -31,8 +37,9 @@ def kneighbors_excluding_self(nn, X, n_neighbors, fit_X, self_index=None):
 
     Parameters
     ----------
-    nn : sklearn.neighbors.NearestNeighbors
-        Fitted on ``fit_X``.
+    nn : sklearn.neighbors.NearestNeighbors or FaissNeighbors
+        Fitted on ``fit_X``: anything with ``kneighbors(X, n_neighbors=...)`` returning
+        distances and indices sorted by increasing distance.
     X : ndarray of shape (n_queries, n_features)
         Queries.
     n_neighbors : int
@@ -114,6 +121,25 @@ class KNNOutlierDetector(OutlierMixin, BaseEstimator):
         point is an outlier when its mean neighbour distance is above ``Q3 + 1.5 IQR`` of the
         training points' mean neighbour distances (quartiles ``Q1``, ``Q3``, ``IQR = Q3 - Q1``),
         i.e. ``offset_ = q25 - 1.5 (q75 - q25)`` of the training scores.
+    algorithm : {"auto", "sklearn", "faiss"}, default="auto"
+        Neighbour search. ``"sklearn"``: scikit-learn's exact search, any metric.
+        ``"faiss"``: a FAISS index (``pip install faiss-cpu``, part of
+        ``skastro[distributed]``), Euclidean only, with candidates re-ranked by exact
+        distances, so a flat index gives the same scores as scikit-learn. ``"auto"``: FAISS
+        from 20,000 training points on when it imports and the metric is Euclidean (or when
+        ``index="ivf"``), scikit-learn otherwise.
+    index : {"flat", "ivf"}, default="flat"
+        FAISS index. ``"flat"`` is exact. ``"ivf"`` compares each query with the points of
+        its ``n_probe`` nearest k-means cells only: approximate (some true neighbours are
+        missed, so scores are slightly lower), much faster above 10^5 points; see
+        ``n_probe`` for the recall.
+    n_lists : int or None, default=None
+        IVF cells; None gives ``4 sqrt(n_samples)``.
+    n_probe : int or None, default=None
+        IVF cells searched per query; None gives 64. Higher is slower and closer to exact
+        (``n_probe = n_lists`` is exact). Measured on 200,000 32-D embeddings (20 Gaussian
+        clusters, a hard case), the recall of the 5 nearest neighbours is 0.67, 0.80, 0.92
+        and 0.96 with 16, 32, 64 and 128 cells.
 
     Attributes
     ----------
@@ -125,6 +151,9 @@ class KNNOutlierDetector(OutlierMixin, BaseEstimator):
         :meth:`score_samples` of the training points (each without itself).
     n_features_in_ : int
         Number of features seen in :meth:`fit`.
+    nn_ : sklearn.neighbors.NearestNeighbors or FaissNeighbors
+        The neighbour searcher, fitted on the training points (a FAISS index is rebuilt from
+        them when the detector is unpickled or loaded, never stored).
 
     See Also
     --------
@@ -150,13 +179,31 @@ class KNNOutlierDetector(OutlierMixin, BaseEstimator):
             StrOptions({"auto"}),
             Interval(numbers.Real, 0, 0.5, closed="right"),
         ],
+        "algorithm": [StrOptions(set(ALGORITHMS))],
+        "index": [StrOptions(set(FAISS_INDEXES))],
+        "n_lists": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "n_probe": [Interval(numbers.Integral, 1, None, closed="left"), None],
     }
     _parameter_constraints = refuse_bools(_parameter_constraints)
 
-    def __init__(self, n_neighbors=5, *, metric="euclidean", contamination="auto"):
+    def __init__(
+        self,
+        n_neighbors=5,
+        *,
+        metric="euclidean",
+        contamination="auto",
+        algorithm="auto",
+        index="flat",
+        n_lists=None,
+        n_probe=None,
+    ):
         self.n_neighbors = n_neighbors
         self.metric = metric
         self.contamination = contamination
+        self.algorithm = algorithm
+        self.index = index
+        self.n_lists = n_lists
+        self.n_probe = n_probe
 
     def fit(self, X, y=None):
         """Store the training points and set the threshold from their scores.
@@ -194,7 +241,7 @@ class KNNOutlierDetector(OutlierMixin, BaseEstimator):
             )
             self.n_neighbors_ = n - 1
         self._fit_X = X
-        self.nn_ = NearestNeighbors(metric=self.metric).fit(X)
+        self.nn_ = self._make_neighbors(X)
         self.training_scores_ = self._scores(X)
         if self.contamination == "auto":
             q25, q75 = np.percentile(self.training_scores_, [25, 75])
@@ -202,6 +249,17 @@ class KNNOutlierDetector(OutlierMixin, BaseEstimator):
         else:
             self.offset_ = float(np.percentile(self.training_scores_, 100 * self.contamination))
         return self
+
+    def _make_neighbors(self, X, centroids=None):
+        return make_neighbors(
+            self.algorithm,
+            self.metric,
+            X,
+            index=self.index,
+            n_lists=self.n_lists,
+            n_probe=self.n_probe,
+            centroids=centroids,
+        )
 
     def _kneighbors(self, X):
         fit_X = self._fit_X
@@ -232,6 +290,7 @@ class KNNOutlierDetector(OutlierMixin, BaseEstimator):
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         return self._kneighbors(X)
 
+    @accepts_dask
     def score_samples(self, X):
         """Negative mean distance to the ``n_neighbors_`` nearest training points.
 
@@ -240,6 +299,7 @@ class KNNOutlierDetector(OutlierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            A dask array gives a dask array, computed block by block on the workers.
 
         Returns
         -------
@@ -249,6 +309,7 @@ class KNNOutlierDetector(OutlierMixin, BaseEstimator):
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         return self._scores(X)
 
+    @accepts_dask
     def decision_function(self, X):
         """``score_samples(X) - offset_``: negative for outliers, positive for inliers.
 
@@ -262,6 +323,7 @@ class KNNOutlierDetector(OutlierMixin, BaseEstimator):
         """
         return self.score_samples(X) - self.offset_
 
+    @accepts_dask
     def predict(self, X):
         """Label each sample as an inlier (+1) or an outlier (-1).
 
@@ -274,6 +336,30 @@ class KNNOutlierDetector(OutlierMixin, BaseEstimator):
         labels : ndarray of shape (n_samples,) of int
         """
         return np.where(self.decision_function(X) < 0, -1, 1)
+
+    # ------------------------------------------------------------------ persistence
+    def _fitted_state(self):
+        # read by skastro.serialization: the training points and thresholds as arrays and
+        # numbers; the neighbour index is rebuilt from them on load (IVF from its centroids)
+        state = {
+            "fit_X": self._fit_X,
+            "n_neighbors_": int(self.n_neighbors_),
+            "offset_": float(self.offset_),
+            "training_scores_": self.training_scores_,
+            "n_features_in_": int(self.n_features_in_),
+        }
+        centroids = getattr(self.nn_, "centroids_", None)
+        if centroids is not None:
+            state["centroids"] = centroids
+        return state
+
+    def _restore_fitted_state(self, state):
+        self._fit_X = np.asarray(state["fit_X"])
+        self.n_neighbors_ = int(state["n_neighbors_"])
+        self.offset_ = float(state["offset_"])
+        self.training_scores_ = np.asarray(state["training_scores_"])
+        self.n_features_in_ = int(state["n_features_in_"])
+        self.nn_ = self._make_neighbors(self._fit_X, state.get("centroids"))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

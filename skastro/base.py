@@ -50,6 +50,7 @@ from skastro._device import resolve_device, seeded
 from skastro._limits import check_network_size
 from skastro._net import SkastroNet
 from skastro._validation import NAN_POLICIES, check_images, check_input_scale, check_widths
+from skastro.distributed._arrays import accepts_dask
 from skastro.exceptions import ModelFormatError
 
 __all__ = ["AutoencoderMixin", "DeepEstimator", "resolve_device", "seeded"]
@@ -411,6 +412,7 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
                 out[start:stop] = fn(module, batch).detach().cpu().numpy()
         return out
 
+    @accepts_dask
     def transform(self, X):
         """Embed images into the latent space.
 
@@ -612,6 +614,7 @@ class AutoencoderMixin:
     standardised images ``X`` in standardised units.
     """
 
+    @accepts_dask
     def reconstruct(self, X):
         """Reconstruct images through the autoencoder.
 

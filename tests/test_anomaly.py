@@ -194,3 +194,32 @@ def test_sklearn_outlier_detector_checks(check):
             check(int((decision < 0).sum()), 5, decision)
         else:
             check(type(KNNOutlierDetector()).__name__, KNNOutlierDetector())
+
+
+def test_saved_detector_round_trips(data, tmp_path):
+    from skastro.serialization import load, save
+
+    train, queries = data
+    detector = KNNOutlierDetector(n_neighbors=3, contamination=0.1).fit(train)
+    loaded = load(save(detector, tmp_path / "detector"))
+    assert loaded.get_params() == detector.get_params()
+    np.testing.assert_array_equal(loaded.score_samples(queries), detector.score_samples(queries))
+    np.testing.assert_array_equal(loaded.training_scores_, detector.training_scores_)
+    assert loaded.offset_ == detector.offset_ and loaded.n_neighbors_ == 3
+    np.testing.assert_array_equal(loaded.predict(train), detector.predict(train))
+
+
+def test_sklearn_backend_needs_a_flat_index(data):
+    train, _ = data
+    with pytest.raises(ValueError, match="index='ivf' exists in FAISS only"):
+        KNNOutlierDetector(algorithm="sklearn", index="ivf").fit(train)
+    with pytest.raises(ValueError, match="algorithm"):
+        KNNOutlierDetector(algorithm="annoy").fit(train)
+
+
+def test_auto_uses_sklearn_for_small_data_and_other_metrics(data):
+    from sklearn.neighbors import NearestNeighbors
+
+    train, _ = data
+    assert isinstance(KNNOutlierDetector().fit(train).nn_, NearestNeighbors)
+    assert isinstance(KNNOutlierDetector(metric="manhattan").fit(train).nn_, NearestNeighbors)

@@ -112,6 +112,32 @@ SECTIONS = [
         ],
     ),
     (
+        "Scale-out",
+        "skastro.distributed",
+        "dask and FAISS: estimators on dask arrays, embedding and clustering millions of "
+        "cutouts on a cluster. Needs the ``distributed`` extra. See :doc:`user_guide/millions`.",
+        [
+            "map_estimator",
+            "embed_to_parquet",
+            "cluster_embeddings",
+            "open_embeddings",
+            "connect",
+        ],
+    ),
+    (
+        "Loss terms",
+        "skastro.losses",
+        "The loss terms the deep estimators combine, one family per module (torch only), for "
+        "those who build their own models.",
+        [],
+    ),
+    (
+        "Augmentations",
+        "skastro.augment",
+        "Batched torch augmentations (exact symmetries, kornia affine warps, views, noise).",
+        [],
+    ),
+    (
         "Latent space explorer",
         "skastro.explorer",
         "An interactive web app and a shareable HTML export. See :doc:`user_guide/explorer`.",

@@ -2,9 +2,16 @@
 
 Example: skastro cluster embeddings.npz --method hdbscan --min-cluster-size 20 --out labels.csv.
 EMBEDDINGS is a file written by skastro embed (.npz, .npy with its .ids.txt, .parquet or
-.csv). The labels file has the columns id,label; HDBSCAN marks noise with -1. Silhouette and
-DBCV are computed on the clustered points (noise left out), on a random sample of at most
+.csv) or a folder of part-*.parquet files (skastro embed --scheduler). The labels file
+(.csv or .parquet) has the columns id,label; HDBSCAN marks noise with -1. Silhouette and DBCV
+are computed on the clustered points (noise left out), on a random sample of at most
 --score-sample points. An existing labels file is replaced only with --overwrite.
+
+Larger than memory: above 200,000 points (or with --sample-size), hdbscan and kmeans are
+fitted on a random sample of --sample-size points (default 50,000) and every other point is
+assigned to a cluster in blocks of --block-size points (hdbscan: approximate prediction;
+kmeans: nearest centre), reading .npy files and parquet folders block by block; with
+--scheduler local:N or tcp://HOST:PORT the blocks are assigned on dask workers.
 """
 
 import sys
@@ -17,13 +24,17 @@ from skastro.commands._errors import CommandError, reports_errors
 from skastro.commands._output import check_output_file
 
 METHODS = ("hdbscan", "kmeans", "spectral")
+LABEL_SUFFIXES = (".csv", ".parquet")
+# above this many points, hdbscan and kmeans are fitted on a sample unless --sample-size says
+# otherwise (HDBSCAN on all of 10^6 points in 32-D takes hours)
+IN_MEMORY_MAX_POINTS = 200_000
 
 
 def add_arguments(parser):
     """Add the ``cluster`` options to ``parser``."""
     parser.add_argument("embeddings", metavar="EMBEDDINGS", help="a file written by skastro embed")
     parser.add_argument("--method", choices=METHODS, default="hdbscan", help="clustering method")
-    parser.add_argument("--out", required=True, help="labels file to write (.csv)")
+    parser.add_argument("--out", required=True, help="labels file to write (.csv or .parquet)")
     parser.add_argument(
         "--n-clusters", type=int, default=8, help="clusters for kmeans and spectral (default 8)"
     )
@@ -44,73 +55,35 @@ def add_arguments(parser):
         help="points used to compute silhouette and DBCV (default 5000)",
     )
     parser.add_argument(
+        "--sample-size",
+        type=int,
+        default=None,
+        help=(
+            "fit hdbscan/kmeans on a random sample of this many points and assign the others "
+            f"in blocks (default: all points up to {IN_MEMORY_MAX_POINTS:,}, else 50,000)"
+        ),
+    )
+    parser.add_argument(
+        "--block-size",
+        type=int,
+        default=100_000,
+        help="points assigned to clusters at a time when sampling (default 100000)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        help=(
+            "assign the blocks on dask workers: local[:N] (N processes here) or "
+            "tcp://HOST:PORT (needs skastro[distributed]); default: in this process"
+        ),
+    )
+    parser.add_argument(
         "--overwrite", action="store_true", help="replace the labels file if it exists"
     )
 
 
-def read_embeddings(path):
-    """Read embeddings and their ids from a file written by ``skastro embed``.
-
-    Parameters
-    ----------
-    path : str or path-like
-        ``.npz`` (``embeddings`` and ``ids``), ``.npy`` (ids from ``<name>.ids.txt`` when
-        present, else row numbers), ``.parquet`` or ``.csv`` (an ``id`` column, the rest are
-        components).
-
-    Returns
-    -------
-    Z : ndarray of shape (n, d), float32
-    ids : ndarray of shape (n,)
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> import numpy as np
-    >>> path = os.path.join(tempfile.mkdtemp(), "z.npz")
-    >>> np.savez(path, embeddings=np.zeros((3, 2), np.float32), ids=np.array(["a", "b", "c"]))
-    >>> Z, ids = read_embeddings(path)
-    >>> Z.shape, ids.tolist()
-    ((3, 2), ['a', 'b', 'c'])
-    """
-    from skastro.commands.embed import ids_path
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as f:
-            if "embeddings" not in f:
-                raise ValueError(f"{path} has no 'embeddings' array (it has {list(f.keys())})")
-            Z = f["embeddings"]
-            ids = f["ids"] if "ids" in f else np.arange(len(Z))
-    elif suffix == ".npy":
-        Z = np.load(path, allow_pickle=False)
-        sidecar = ids_path(path)
-        ids = (
-            np.asarray(sidecar.read_text().splitlines()) if sidecar.is_file() else np.arange(len(Z))
-        )
-    elif suffix in (".csv", ".parquet"):
-        import pandas as pd
-
-        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
-        ids = frame.pop("id").to_numpy() if "id" in frame else np.arange(len(frame))
-        Z = frame.to_numpy(dtype=np.float32)
-    else:
-        raise ValueError(f"cannot read embeddings from {path.name}: use .npz, .npy, .csv, .parquet")
-    Z = np.asarray(Z, dtype=np.float32)
-    if Z.ndim != 2 or len(Z) == 0:
-        raise ValueError(f"{path} holds an array of shape {Z.shape}, not (n, d) embeddings")
-    if len(ids) != len(Z):
-        raise ValueError(f"{path}: {len(ids)} ids for {len(Z)} embeddings")
-    if not np.isfinite(Z).all():
-        bad = np.flatnonzero(~np.isfinite(Z).all(axis=1))
-        raise ValueError(
-            f"{path} holds NaN or inf in {len(bad)} embedding(s) (first rows: "
-            f"{', '.join(map(str, bad[:5]))})"
-        )
-    return Z, np.asarray(ids)
+def _error(message):
+    print(f"skastro cluster: error: {message}", file=sys.stderr)
 
 
 def make_clusterer(args, n):
@@ -195,49 +168,61 @@ def _check_options(args):
         )
 
 
+def _sample_size(args, n):
+    """Points to fit on (None: all of them, in memory as before)."""
+    from skastro.distributed._cluster import DEFAULT_SAMPLE_SIZE
+
+    if args.sample_size is not None:
+        return args.sample_size if args.sample_size < n else None
+    if n > IN_MEMORY_MAX_POINTS and args.method != "spectral":
+        return DEFAULT_SAMPLE_SIZE
+    return None
+
+
 @reports_errors("cluster")
 def run(args):
     """Run ``skastro cluster``; returns the exit status."""
+    from skastro.distributed._embeddings import open_embeddings
+
     out = Path(args.out)
-    if out.suffix.lower() != ".csv":
-        raise CommandError(f"--out must be a .csv file, got {out.name!r}", status=2)
+    if out.suffix.lower() not in LABEL_SUFFIXES:
+        _error(f"--out must be a .csv or .parquet file, got {out.name!r}")
+        return 2
+    for name in ("sample_size", "block_size"):
+        value = getattr(args, name)
+        if value is not None and value < 2:
+            _error(f"--{name.replace('_', '-')} must be at least 2, got {value}")
+            return 2
     _check_options(args)
     check_output_file(out, overwrite=args.overwrite)
     try:
-        Z, ids = read_embeddings(args.embeddings)
+        source = open_embeddings(args.embeddings)
     except (OSError, EOFError, ValueError, KeyError) as exc:
         raise CommandError(_reading_error(args.embeddings, exc)) from exc
-    if args.method != "hdbscan" and not 2 <= args.n_clusters <= len(Z) - 1:
-        raise CommandError(
-            f"--n-clusters must be between 2 and {len(Z) - 1} for {len(Z)} points", status=2
-        )
-    if args.method == "hdbscan" and len(Z) < 2:
-        raise CommandError(f"hdbscan needs at least 2 points, {args.embeddings} has 1")
-    if args.standardize:
-        from sklearn.preprocessing import StandardScaler
-
-        Z = StandardScaler().fit_transform(Z).astype(np.float32)
-    if args.method == "spectral" and len(Z) > 50000:
-        print(
-            f"note: spectral clustering of {len(Z)} points is slow; kmeans or hdbscan scale better",
-            file=sys.stderr,
-        )
-    labels = np.asarray(make_clusterer(args, len(Z)).fit_predict(Z), dtype=np.int64)
-    scores = cluster_scores(Z, labels, args.score_sample, args.random_state)
-
-    import pandas as pd
-
-    # written beside the target and renamed, so a replaced file is never left half-written
-    partial = out.with_name(f".{out.name}.partial")
+    n = source.n_samples
+    if args.method == "hdbscan" and n < 2:
+        raise CommandError(f"hdbscan needs at least 2 points, {args.embeddings} has {n}")
+    if args.method != "hdbscan" and not 2 <= args.n_clusters <= n - 1:
+        _error(f"--n-clusters must be between 2 and {n - 1} for {n} points")
+        return 2
+    sample_size = _sample_size(args, n)
+    if sample_size is not None and args.method == "spectral":
+        _error("spectral clustering needs every point in memory; use kmeans or hdbscan")
+        return 2
     try:
-        pd.DataFrame({"id": ids, "label": labels}).to_csv(partial, index=False)
-        partial.replace(out)
-    finally:
-        partial.unlink(missing_ok=True)
+        if sample_size is None:
+            labels, score_points = _cluster_in_memory(args, source)
+        else:
+            labels, score_points = _cluster_sample(args, source, sample_size)
+    except (OSError, ValueError, ImportError) as exc:
+        _error(str(exc))
+        return 1
+    scores = cluster_scores(*score_points, args.score_sample, args.random_state)
+    _write_labels(out, source, labels)
     n_clusters = len(np.unique(labels[labels >= 0]))
     noise = int((labels < 0).sum())
     sizes = np.bincount(labels[labels >= 0]) if n_clusters else np.array([], int)
-    print(f"{args.method}: {n_clusters} clusters in {len(Z)} points", end="")
+    print(f"{args.method}: {n_clusters} clusters in {n} points", end="")
     print(f", {noise} noise points" if args.method == "hdbscan" else "")
     if n_clusters:
         print("cluster sizes: " + ", ".join(f"{k}: {s}" for k, s in enumerate(sizes) if s))
@@ -250,3 +235,85 @@ def run(args):
         print(f"{label}: {text}")
     print(f"wrote {len(labels)} labels to {out}")
     return 0
+
+
+def _cluster_in_memory(args, source):
+    """Every point in memory, as the clusterer is given them; returns labels and (Z, labels)."""
+    Z = source.read(0, source.n_samples)
+    if args.standardize:
+        from sklearn.preprocessing import StandardScaler
+
+        Z = StandardScaler().fit_transform(Z).astype(np.float32)
+    if args.method == "spectral" and len(Z) > 50000:
+        print(
+            f"note: spectral clustering of {len(Z)} points is slow; kmeans or hdbscan scale better",
+            file=sys.stderr,
+        )
+    labels = np.asarray(make_clusterer(args, len(Z)).fit_predict(Z), dtype=np.int64)
+    return labels, (Z, labels)
+
+
+def _cluster_sample(args, source, sample_size):
+    """Fit on a sample, assign the rest in blocks; scores on a sample of the labelled points."""
+    from skastro.distributed._cluster import cluster_embeddings
+
+    print(
+        f"note: fitting {args.method} on a random sample of {sample_size:,} of "
+        f"{source.n_samples:,} points and assigning the others in blocks of {args.block_size:,}",
+        file=sys.stderr,
+    )
+    result = cluster_embeddings(
+        source,
+        method=args.method,
+        sample_size=sample_size,
+        n_clusters=args.n_clusters,
+        min_cluster_size=args.min_cluster_size,
+        min_samples=args.min_samples,
+        standardize=args.standardize,
+        block_size=args.block_size,
+        client=args.scheduler,
+        random_state=args.random_state,
+    )
+    labels = result.labels
+    rng = np.random.default_rng(args.random_state)
+    count = min(args.score_sample, len(labels))
+    index = np.sort(rng.choice(len(labels), count, replace=False))
+    Z = source.take(index)
+    if result.assigner.scaler is not None:
+        Z = result.assigner.scaler.transform(Z).astype(np.float32)
+    return labels, (Z, labels[index])
+
+
+def _write_labels(out, source, labels, block_size=1_000_000):
+    """Write ``id,label`` rows block by block (ids streamed from the embeddings file)."""
+    tmp = out.with_name(f".{out.name}.partial")
+    try:
+        if out.suffix.lower() == ".csv":
+            import pandas as pd
+
+            with open(tmp, "w", newline="") as f:
+                start = 0
+                for ids in source.iter_ids(block_size):
+                    stop = start + len(ids)
+                    frame = pd.DataFrame({"id": ids, "label": labels[start:stop]})
+                    frame.to_csv(f, index=False, header=start == 0)
+                    start = stop
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            writer, start = None, 0
+            try:
+                for ids in source.iter_ids(block_size):
+                    stop = start + len(ids)
+                    table = pa.table({"id": ids, "label": labels[start:stop]})
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema)
+                    writer.write_table(table)
+                    start = stop
+            finally:
+                if writer is not None:
+                    writer.close()
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)

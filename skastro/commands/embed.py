@@ -5,15 +5,18 @@ suffix of --out: .npz (arrays "embeddings" and "ids"), .parquet (an "id" column 
 per latent component), .csv (the same as text), or .npy (the embeddings only, written as they
 are computed, with the ids in a <name>.ids.txt file beside it). Images are read and embedded
 --batch-size at a time, so memory does not grow with the number of images read from a .npy
-or HDF5 file. An existing --out is replaced only with --overwrite, and only once every
-embedding has been written; embeddings that come out NaN or infinite (a broken model) are an
-error and nothing is written.
+or HDF5 file. With --scheduler local[:N] or tcp://HOST:PORT the images are embedded on dask
+workers instead, into a folder of parquet partitions that a rerun completes after an
+interruption (skastro.distributed.embed_to_parquet). An existing --out is replaced only with
+--overwrite, and only once every embedding has been written; embeddings that come out NaN or
+infinite (a broken model) are an error and nothing is written.
 """
 
 from pathlib import Path
 
 import numpy as np
 
+from skastro._embedding_files import ids_path
 from skastro.commands._data import add_data_arguments, open_images
 from skastro.commands._errors import CommandError, reports_errors
 from skastro.commands._output import check_output_file
@@ -44,23 +47,19 @@ def add_arguments(parser):
         default=None,
         help="where to run the network (default: the saved model's device, else the CPU)",
     )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace --out (and its .ids.txt) if it exists",
-    )
     add_data_arguments(parser)
+    from skastro.distributed._command import add_embed_arguments
 
-
-def ids_path(npy_path):
-    """The ``<name>.ids.txt`` file that holds the ids of ``<name>.npy`` embeddings."""
-    npy_path = Path(npy_path)
-    return npy_path.with_name(npy_path.stem + ".ids.txt")
+    add_embed_arguments(parser)
 
 
 @reports_errors("embed")
 def run(args):
     """Run ``skastro embed``; returns the exit status."""
+    if args.scheduler:  # on dask workers, into a folder of parquet partitions
+        from skastro.distributed._command import run_embed
+
+        return run_embed(args)
     from skastro.exceptions import ModelFormatError
     from skastro.serialization import load
 

@@ -33,7 +33,7 @@ from skastro.datasets._npy import NpyArray, npy_header
 from skastro.datasets._sdss import load_sdss_npy
 from skastro.exceptions import DataLoadError
 
-__all__ = ["open_data"]
+__all__ = ["data_kind", "open_data"]
 
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".he5", ".hdf")
 
@@ -74,7 +74,7 @@ def open_data(path, *, key="images", id_key=None, skip_bad=False, report=None):
     if not path.is_dir():
         # FileNotFoundError for nothing there; DataLoadError for a device, a pipe, a socket
         check_regular_file(path)
-    kind = _kind(path, FITS_SUFFIXES, IMAGE_SUFFIXES)
+    kind = data_kind(path, FITS_SUFFIXES, IMAGE_SUFFIXES)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if kind == "FITS":
@@ -100,7 +100,7 @@ def open_data(path, *, key="images", id_key=None, skip_bad=False, report=None):
     return Bunch(**entries)
 
 
-def _kind(path, fits_suffixes, image_suffixes):
+def data_kind(path, fits_suffixes, image_suffixes):
     """Name the format of a file or folder from its suffix(es) and, for .npy, its header."""
 
     def kind_of(file, in_folder=False):

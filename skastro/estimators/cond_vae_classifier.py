@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _num_samples, check_is_fitted, column_or_1d
 
 from skastro.base import DeepEstimator
+from skastro.distributed._arrays import accepts_dask
 from skastro.losses import (
     bimodal_kl_mc,
     bimodal_log_odds,
@@ -417,6 +418,7 @@ class CondVAEClassifier(DeepEstimator):
             self.threshold_ = float(np.quantile(sign * raw, 1.0 - self.class_prior))
 
     # ------------------------------------------------------------------ inference
+    @accepts_dask
     def decision_function(self, X):
         """Log-odds of ``classes_[1]`` under the bimodal prior's responsibilities.
 
@@ -434,6 +436,7 @@ class CondVAEClassifier(DeepEstimator):
         check_is_fitted(self)
         return self.sign_ * self._raw_log_odds(X)
 
+    @accepts_dask
     def predict_proba(self, X):
         """Mixture responsibilities of the class unit: ``[P(classes_[0]), P(classes_[1])]``.
 
@@ -452,6 +455,7 @@ class CondVAEClassifier(DeepEstimator):
         positive = 0.5 * (1.0 + np.tanh(0.5 * scores))  # a sigmoid that never overflows
         return np.column_stack([1.0 - positive, positive])
 
+    @accepts_dask
     def predict(self, X):
         """Class labels: ``classes_[1]`` where the decision function exceeds ``threshold_``.
 

@@ -7,6 +7,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from skastro.augment import add_noise, random_dihedral
 from skastro.base import AutoencoderMixin, DeepEstimator
+from skastro.distributed._arrays import accepts_dask
 from skastro.losses import (
     background_tv_loss,
     darkening_loss,
@@ -354,6 +355,7 @@ class ContrastiveDenoiser(AutoencoderMixin, DeepEstimator):
         return module(X)[0]
 
     # ------------------------------------------------------------------ inference
+    @accepts_dask
     def denoise(self, X):
         """Denoise images: the network's clean estimate of each image.
 
@@ -369,6 +371,7 @@ class ContrastiveDenoiser(AutoencoderMixin, DeepEstimator):
         """
         return self.reconstruct(X)
 
+    @accepts_dask
     def reconstruct(self, X):
         """The network's output for ``X`` (the same as :meth:`denoise`).
 

@@ -19,6 +19,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from skastro.base import AutoencoderMixin, DeepEstimator
+from skastro.distributed._arrays import accepts_dask
 from skastro.losses import mse_loss, weighted_sum
 from skastro.nn.residual import ResidualAutoencoderModule, feature_map_names
 
@@ -344,6 +345,7 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         self.hypercolumn_scale_ = scale.astype(np.float32)
 
     # ------------------------------------------------------------------ inference
+    @accepts_dask
     def predict(self, X):
         """Segment images: one label per pixel, 0 for the background.
 

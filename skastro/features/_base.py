@@ -7,6 +7,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skastro._validation import check_images
+from skastro.distributed._arrays import accepts_dask
 
 # Pixels (float32 values) read and processed per batch: bounds memory for memmaps and big cubes
 # while keeping batches large enough for NumPy's vectorised loops to dominate the run time.
@@ -101,6 +102,7 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
         self._fit_images(data.image_shape)
         return self
 
+    @accepts_dask
     def transform(self, X):
         """Compute the features (or filtered images) of ``X``.
 

@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from skastro._constraints import refuse_bools
 from skastro._validation import check_images
+from skastro.distributed._arrays import accepts_dask
 from skastro.photometry import aperture_snr, flux_fractions, sky_noise
 
 __all__ = ["FaintCalibratedClassifier"]
@@ -234,6 +235,7 @@ class FaintCalibratedClassifier(BaseEstimator):
         self.classes_ = np.asarray(getattr(estimator, "classes_", [0, 1]))
         return self
 
+    @accepts_dask
     def decision_function(self, X):
         """Class-1 log-odds: the estimator's above the S/N cut, the calibration's below it.
 
@@ -260,6 +262,7 @@ class FaintCalibratedClassifier(BaseEstimator):
             scores[faint] = logit(probability)
         return scores
 
+    @accepts_dask
     def predict_proba(self, X):
         """Class probabilities ``[P(classes_[0]), P(classes_[1])]``.
 
@@ -275,6 +278,7 @@ class FaintCalibratedClassifier(BaseEstimator):
         positive = expit(self.decision_function(X))
         return np.column_stack([1.0 - positive, positive])
 
+    @accepts_dask
     def predict(self, X):
         """``classes_[1]`` where the decision function is positive, else ``classes_[0]``.
 

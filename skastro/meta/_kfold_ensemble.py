@@ -19,6 +19,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import _is_fitted, _num_samples, check_is_fitted
 
 from skastro._constraints import refuse_bools
+from skastro.distributed._arrays import accepts_dask
 
 __all__ = ["KFoldEnsemble", "generalized_procrustes"]
 
@@ -382,6 +383,7 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             combined = np.mean(self.signs_[:, None] * decisions, axis=0)
             self.threshold_ = float(np.quantile(combined, 1.0 - class_prior))
 
+    @accepts_dask
     def transform(self, X):
         """Combined latent of the members (see the class description).
 
@@ -406,6 +408,7 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         return np.mean(aligned, axis=0).astype(np.float32)
 
     @available_if(_labels_two_classes)
+    @accepts_dask
     def decision_function(self, X):
         """Mean of the members' decision functions, each turned by ``signs_``.
 
@@ -428,6 +431,7 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         return np.mean(decisions, axis=0)
 
     @available_if(_labels_two_classes)
+    @accepts_dask
     def predict_proba(self, X):
         """Mean of the members' class probabilities (columns of turned members swapped).
 
@@ -450,6 +454,7 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         return np.mean(probas, axis=0)
 
     @available_if(_labels_two_classes)
+    @accepts_dask
     def predict(self, X):
         """Class labels: ``classes_[1]`` where the decision function exceeds ``threshold_``.
 
@@ -466,6 +471,7 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         return self.classes_[(scores > self.threshold_).astype(int)]
 
     @available_if(_members_have("reconstruct"))
+    @accepts_dask
     def reconstruct(self, X):
         """Average of the members' reconstructions.
 

@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted, validate_data
 
 from skastro._constraints import refuse_bools
+from skastro.distributed._arrays import accepts_dask
 
 __all__ = ["ImageScaler"]
 
@@ -195,6 +196,7 @@ class ImageScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             self.upper_ = np.asarray(upper, dtype=np.float64)
         return self
 
+    @accepts_dask
     def transform(self, X):
         """Clip and stretch images to [0, 1].
 

@@ -272,12 +272,12 @@ def test_data_errors_list_every_bad_file(trained, tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- internal errors
 def test_unexpected_errors_are_one_line_too(monkeypatch, capsys, tmp_path):
-    from skastro.commands import cluster
+    from skastro.distributed import _embeddings
 
     def crash(path):
         raise RuntimeError("something nobody expected")
 
-    monkeypatch.setattr(cluster, "read_embeddings", crash)
+    monkeypatch.setattr(_embeddings, "open_embeddings", crash)
     args = ["cluster", str(tmp_path / "z.npz"), "--out", str(tmp_path / "labels.csv")]
     assert main(args) == 1
     line = _one_error_line(capsys.readouterr().err, "cluster")
