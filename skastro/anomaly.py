@@ -186,6 +186,16 @@ class KNNOutlierDetector(OutlierMixin, BaseEstimator):
     }
     _parameter_constraints = refuse_bools(_parameter_constraints)
 
+    # every fitted attribute a saved detector may hold (see _fitted_state)
+    _fitted_state_keys = (
+        "fit_X",
+        "n_neighbors_",
+        "offset_",
+        "training_scores_",
+        "n_features_in_",
+        "centroids",
+    )
+
     def __init__(
         self,
         n_neighbors=5,
@@ -354,12 +364,29 @@ class KNNOutlierDetector(OutlierMixin, BaseEstimator):
         return state
 
     def _restore_fitted_state(self, state):
-        self._fit_X = np.asarray(state["fit_X"])
-        self.n_neighbors_ = int(state["n_neighbors_"])
-        self.offset_ = float(state["offset_"])
-        self.training_scores_ = np.asarray(state["training_scores_"])
-        self.n_features_in_ = int(state["n_features_in_"])
-        self.nn_ = self._make_neighbors(self._fit_X, state.get("centroids"))
+        # each value checked before anything is built from it (a model file may be crafted)
+        fit_X = np.asarray(state["fit_X"])
+        scores = np.asarray(state["training_scores_"])
+        n_neighbors, offset = state["n_neighbors_"], float(state["offset_"])
+        n_features = state["n_features_in_"]
+        if fit_X.ndim != 2 or fit_X.dtype.kind not in "fiu" or not np.isfinite(fit_X).all():
+            raise ValueError("'fit_X' must be a 2-D array of finite numbers")
+        if n_features != fit_X.shape[1] or isinstance(n_features, bool):
+            raise ValueError(f"'n_features_in_' must be {fit_X.shape[1]}, got {n_features!r}")
+        if isinstance(n_neighbors, bool) or not 1 <= int(n_neighbors) < len(fit_X):
+            raise ValueError(f"'n_neighbors_' must be in [1, {len(fit_X) - 1}]")
+        if scores.shape != (len(fit_X),) or not np.isfinite(offset):
+            raise ValueError(
+                "'training_scores_' must hold one score per point, 'offset_' be finite"
+            )
+        centroids = state.get("centroids")
+        if centroids is not None:
+            centroids = np.asarray(centroids)
+            if centroids.ndim != 2 or centroids.shape[1] != fit_X.shape[1]:
+                raise ValueError(f"'centroids' must have {fit_X.shape[1]} columns")
+        self._fit_X, self.training_scores_ = fit_X, scores
+        self.n_neighbors_, self.offset_, self.n_features_in_ = int(n_neighbors), offset, n_features
+        self.nn_ = self._make_neighbors(self._fit_X, centroids)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

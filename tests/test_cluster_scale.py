@@ -118,7 +118,7 @@ def test_cli_samples_large_files_by_itself(files, tmp_path, capsys, monkeypatch)
     assert lines[0] == "id,label" and lines[1].startswith("obj0,") and len(lines) == 1201
     monkeypatch.setattr(cluster_command, "IN_MEMORY_MAX_POINTS", 100)
     status = main(["cluster", str(files / "z.npy"), "--method", "kmeans", "--n-clusters", "3",
-                   "--out", str(out)])  # fmt: skip
+                   "--out", str(out), "--overwrite"])  # fmt: skip
     captured = capsys.readouterr()
     assert status == 0 and "random sample of 1,200" not in captured.err
     assert "kmeans: 3 clusters in 1200 points" in captured.out
