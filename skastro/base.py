@@ -32,6 +32,7 @@ and ``_fitted_state`` / ``_restore_fitted_state`` (extra fitted state in saved m
 """
 
 import copy
+import itertools
 import numbers
 import sys
 import warnings
@@ -175,15 +176,48 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
         std = np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)
         return mean.astype(np.float32), std.astype(np.float32)
 
+    def _channel_stats(self, X):
+        """``channel_mean_`` and ``channel_std_`` as ``(1, C, 1, 1)`` tensors like ``X``.
+
+        They take ``X``'s device and dtype (a module moved with ``.to(...)`` or ``.double()``
+        is followed), and are kept per device and dtype: a host-to-GPU copy of a few bytes per
+        batch would wait for the GPU to finish its queued work every time.
+        """
+        key = (X.device, X.dtype)
+        cache = self.__dict__.get("_stats_tensors")
+        if cache is None or cache[0] is not self.channel_mean_ or cache[1] is not self.channel_std_:
+            cache = self.__dict__["_stats_tensors"] = (self.channel_mean_, self.channel_std_, {})
+        tensors = cache[2].get(key)
+        if tensors is None:
+            tensors = cache[2][key] = tuple(
+                torch.as_tensor(v, device=X.device, dtype=X.dtype).view(1, -1, 1, 1)
+                for v in (self.channel_mean_, self.channel_std_)
+            )
+        return tensors
+
     def _to_net(self, X):
-        mean = torch.as_tensor(self.channel_mean_, device=X.device).view(1, -1, 1, 1)
-        std = torch.as_tensor(self.channel_std_, device=X.device).view(1, -1, 1, 1)
+        mean, std = self._channel_stats(X)
         return (X - mean) / std
 
     def _from_net(self, X):
-        mean = torch.as_tensor(self.channel_mean_, device=X.device).view(1, -1, 1, 1)
-        std = torch.as_tensor(self.channel_std_, device=X.device).view(1, -1, 1, 1)
+        mean, std = self._channel_stats(X)
         return X * std + mean
+
+    def _placement(self):
+        """``(device, dtype)`` of the fitted network's tensors.
+
+        Inference builds its batches to match the module rather than ``device_``, so a module
+        moved after fitting (``module_.to("cuda")``, ``module_.double()``) keeps working.
+        """
+        for tensor in itertools.chain(self.module_.parameters(), self.module_.buffers()):
+            if tensor.is_floating_point():
+                return tensor.device, tensor.dtype
+        return torch.device(self.device_), torch.float32
+
+    def _net_batch(self, images):
+        """A float32 numpy batch as a tensor on the network's device, in its dtype."""
+        device, dtype = self._placement()
+        return torch.from_numpy(images).to(device=device, dtype=dtype, non_blocking=True)
 
     # ------------------------------------------------------------------ validation
     def _check_images(self, X, *, reset):
@@ -367,6 +401,12 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
     def _is_fitted(self):
         return hasattr(self, "net_")
 
+    def __getstate__(self):
+        state = super().__getstate__()
+        # device copies of the channel statistics are rebuilt on demand, where they are used
+        state.pop("_stats_tensors", None)
+        return state
+
     def __sklearn_is_fitted__(self):
         return self._is_fitted()
 
@@ -382,7 +422,8 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
         module.eval()
         with torch.no_grad():
             for start, stop in data.iter_slices(self._inference_batch_size):
-                batch = torch.from_numpy(data.read(slice(start, stop))).to(self.device_)
+                batch = self._net_batch(data.read(slice(start, stop)))
+                # numpy casts to float32 on assignment: no float32 copy is made on the device
                 out[start:stop] = fn(module, batch).detach().cpu().numpy()
         return out
 
@@ -437,7 +478,7 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
         self.module_.eval()
         with torch.no_grad():
             for start, stop in data.iter_slices(self._inference_batch_size):
-                batch = torch.from_numpy(data.read(slice(start, stop))).to(self.device_)
+                batch = self._net_batch(data.read(slice(start, stop)))
                 terms = self._training_terms(self.module_, batch, training=False)
                 total += float(terms["loss"]) * (stop - start)
                 count += stop - start

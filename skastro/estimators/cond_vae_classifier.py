@@ -365,7 +365,9 @@ class CondVAEClassifier(DeepEstimator):
             # the posterior means are matched to the prior: they are what predictions use, and
             # matching noisy samples would let the noise, not the means, fill both modes
             codes = out["mu"]
-            prior = sample_bimodal(len(codes), m, s, generator=generator, device=codes.device)
+            prior = sample_bimodal(
+                len(codes), m, s, generator=generator, device=codes.device, dtype=codes.dtype
+            )
             terms[name] = wasserstein_1d(codes, prior)
         return weighted_sum(terms, {name: self._prior_weight()})
 

@@ -407,7 +407,7 @@ class ContrastiveDenoiser(AutoencoderMixin, DeepEstimator):
         score : float
         """
         data = self._check_images(X, reset=False)
-        generator = torch.Generator(device=self.device_).manual_seed(_SCORE_SEED)
+        generator = torch.Generator(device=self._placement()[0]).manual_seed(_SCORE_SEED)
 
         def error(module, batch):
             targets, inputs = self._pair(batch, generator)

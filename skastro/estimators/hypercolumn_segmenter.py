@@ -267,7 +267,10 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         return torch.cat(blocks, dim=1)
 
     def _layer_weights(self):
-        maps = self.module_.feature_maps(torch.zeros((1, *self.image_shape_), device=self.device_))
+        device, dtype = self._placement()
+        maps = self.module_.feature_maps(
+            torch.zeros((1, *self.image_shape_), device=device, dtype=dtype)
+        )
         weights = [
             np.full(maps[name].shape[1], 1.0 / np.sqrt(maps[name].shape[1])) for name in self.layers
         ]
@@ -278,8 +281,7 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         self.module_.eval()
         with torch.no_grad():
             for start, stop in data.iter_slices(_HYPERCOLUMN_BATCH):
-                batch = torch.from_numpy(data.read(slice(start, stop))).to(self.device_)
-                X = self._to_net(batch)
+                X = self._to_net(self._net_batch(data.read(slice(start, stop))))
                 yield start, stop, self._hypercolumns(X), X.mean(dim=1)
 
     def _fit_segments(self, X):
@@ -354,10 +356,11 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         data = self._check_images(X, reset=False)
         _, height, width = self.image_shape_
         labels = np.empty((len(data), height, width), dtype=np.int64)
-        device = self.device_
-        mean = torch.as_tensor(self.hypercolumn_mean_, device=device).view(1, -1, 1, 1)
-        scale = torch.as_tensor(self.hypercolumn_scale_, device=device).view(1, -1, 1, 1)
-        centers = torch.as_tensor(self.cluster_centers_, device=device)
+        device, dtype = self._placement()
+        mean = torch.as_tensor(self.hypercolumn_mean_, device=device, dtype=dtype).view(1, -1, 1, 1)
+        scale = torch.as_tensor(self.hypercolumn_scale_, device=device, dtype=dtype)
+        scale = scale.view(1, -1, 1, 1)
+        centers = torch.as_tensor(self.cluster_centers_, device=device, dtype=dtype)
         for start, stop, columns, _ in self._iter_hypercolumns(data):
             scaled = ((columns - mean) * scale).permute(0, 2, 3, 1).reshape(-1, centers.shape[1])
             nearest = torch.cdist(scaled, centers).argmin(dim=1)

@@ -319,7 +319,7 @@ class VICRegEmbedder(DeepEstimator):
         if training and self.pairs == "knn" and index is not None:
             choice = torch.randint(self.neighbors_.shape[1], (len(index),)).numpy()
             images = self._train_data.read(self.neighbors_[index, choice])
-            partner = self._to_net(torch.from_numpy(images).to(X.device))
+            partner = self._to_net(torch.from_numpy(images).to(X.device, X.dtype))
         return self._compute_loss(module, torch.cat([self._view(X), self._view(partner)]), training)
 
     def _compute_loss(self, module, X, training):
@@ -408,10 +408,10 @@ class VICRegEmbedder(DeepEstimator):
         module = self.module_
         module.eval()
         branches = ([], [])
-        with torch.no_grad(), seeded(self._seed_, self.device_):
+        device, _ = self._placement()
+        with torch.no_grad(), seeded(self._seed_, device):
             for start, stop in data.iter_slices(self._inference_batch_size):
-                batch = torch.from_numpy(data.read(slice(start, stop))).to(self.device_)
-                batch = self._to_net(batch)
+                batch = self._to_net(self._net_batch(data.read(slice(start, stop))))
                 for views in branches:
                     views.append(module(self._view(batch))[1])
         terms = self._loss()(torch.cat(branches[0]), torch.cat(branches[1]))
