@@ -21,9 +21,7 @@ from skastro.base import DeepEstimator
 
 _CLASSES = estimator_classes()
 DEEP = sorted(
-    name
-    for name in TINY_SETTINGS
-    if name in _CLASSES and issubclass(_CLASSES[name], DeepEstimator)
+    name for name in TINY_SETTINGS if name in _CLASSES and issubclass(_CLASSES[name], DeepEstimator)
 )
 # inference methods beyond transform and score, where an estimator has them
 _METHODS = ("reconstruct", "denoise", "decision_function", "predict_proba", "predict")

@@ -166,8 +166,8 @@ class BlurPool(escnn_nn.EquivariantModule):
     def export(self):
         self.eval()
         # on this module's device and dtype: the twin is built lazily, after the module moved
-        down = BlurDownsample(self.input_size).to(device=self.kernel.device, dtype=self.kernel.dtype)
-        return down.eval()
+        down = BlurDownsample(self.input_size)
+        return down.to(device=self.kernel.device, dtype=self.kernel.dtype).eval()
 
 
 def level_sizes(height, width, n_levels):
