@@ -89,8 +89,11 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         How the background segment (label 0) is identified; see above.
     max_epochs : int, default=20
         Training epochs of the autoencoder.
-    batch_size : int, default=64
-        Mini-batch size (capped at the number of images).
+    batch_size : int or "auto", default="auto"
+        Mini-batch size (capped at the number of images). ``"auto"`` is 64 on a CPU; on
+        a GPU it is the largest of 32, 64, ..., 1024 (from 64 up) that fits in half the
+        free GPU memory and leaves at least 32 steps per epoch, with ``lr`` scaled by
+        ``sqrt(batch_size_ / 64)``; see ``batch_size_`` and ``lr_``.
     lr : float, default=1e-3
         AdamW learning rate.
     weight_decay : float, default=0.0
@@ -99,6 +102,14 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         Train on randomly rotated (by 90 degrees) and flipped copies.
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    precision : {"32", "bf16", "16"}, default="32"
+        ``"bf16"`` or ``"16"`` trains and infers under autocast mixed precision on a CUDA GPU
+        (``"16"`` with a gradient scaler); on a CPU the network stays in float32 (with a
+        warning). ``transform`` output is float32 either way.
+    num_workers : int or "auto", default="auto"
+        Processes that read batches ahead of training and inference. ``"auto"``: none for
+        in-memory arrays; for lazily read data (memmaps, HDF5, FITS folders) one per four
+        CPU cores, between 1 and 4.
     random_state : int, RandomState instance or None, default=None
         Seeds the network, the pixel sample and k-means.
     verbose : int, default=0
@@ -133,6 +144,12 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         ``C * H * W``.
     channel_mean_, channel_std_ : ndarray of shape (C,)
         Per-channel statistics used to standardise inputs.
+    batch_size_ : int
+        The batch size used (``batch_size``, or what ``"auto"`` chose).
+    lr_ : float
+        The learning rate used (``lr``, scaled when ``"auto"`` chose a larger batch).
+    precision_ : str
+        The precision used in training: ``precision``, or ``"32"`` on a CPU.
 
     See Also
     --------
@@ -176,11 +193,13 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         sky_fraction=0.95,
         background="intensity",
         max_epochs=20,
-        batch_size=64,
+        batch_size="auto",
         lr=1e-3,
         weight_decay=0.0,
         augment=False,
         device="auto",
+        precision="32",
+        num_workers="auto",
         random_state=None,
         verbose=0,
         callbacks=None,
@@ -201,6 +220,8 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         self.weight_decay = weight_decay
         self.augment = augment
         self.device = device
+        self.precision = precision
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
@@ -279,10 +300,11 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
     def _iter_hypercolumns(self, data):
         """Yield ``(start, stop, hypercolumns, intensity)`` for consecutive batches."""
         self.module_.eval()
-        with torch.no_grad():
-            for start, stop in data.iter_slices(_HYPERCOLUMN_BATCH):
-                X = self._to_net(self._net_batch(data.read(slice(start, stop))))
-                yield start, stop, self._hypercolumns(X), X.mean(dim=1)
+        with torch.no_grad(), self._inference_context(self._placement()[0]):
+            for start, stop, batch in self._inference_batches(data, _HYPERCOLUMN_BATCH):
+                X = self._to_net(batch)
+                # back to the network's dtype when autocast ran it in lower precision
+                yield start, stop, self._hypercolumns(X).to(X.dtype), X.mean(dim=1)
 
     def _fit_segments(self, X):
         data = self._check_images(X, reset=False)
