@@ -145,6 +145,8 @@ class _ChunkReader(torch.utils.data.Dataset):
         else:
             index = chunk
             images = read_rows(self.data, chunk)
+        if not images.flags.writeable:  # a view of a read-only memmap: copy it out
+            images = images.copy()
         return torch.from_numpy(images), torch.from_numpy(index)
 
 

@@ -33,6 +33,11 @@ __all__ = ["SYNC_EVERY_GPU", "SkastroNet"]
 SYNC_EVERY_GPU = 64
 
 
+def _sync_every(device):
+    """Batches between two reads of the recorded numbers: 1 on a CPU, where reading is free."""
+    return SYNC_EVERY_GPU if str(device).startswith("cuda") else 1
+
+
 class _BatchRecords:
     """The per-batch numbers of one epoch, kept as tensors and written to ``history`` in groups.
 
@@ -78,8 +83,8 @@ class _BatchRecords:
 class _LogLossTerms(Callback):
     """Average every per-batch loss term over the epoch and record it in the epoch row.
 
-    Terms are recorded per batch by :meth:`_SkastroNet.train_step_single`; skorch averages
-    only ``train_loss`` itself, so this puts ``loss_mse``, ``loss_ssim``, ... next to it.
+    Terms are recorded per batch by :meth:`SkastroNet.run_single_epoch`; skorch averages only
+    ``train_loss`` itself, so this puts ``loss_mse``, ``loss_ssim``, ... next to it.
     """
 
     _SKORCH_KEYS = ("train_", "valid_")
@@ -212,8 +217,7 @@ class SkastroNet(NeuralNet):
         """
         if iterator is None:
             return
-        every = SYNC_EVERY_GPU if str(self.device).startswith("cuda") else 1
-        records = _BatchRecords(self, prefix, every)
+        records = _BatchRecords(self, prefix, _sync_every(self.device))
         batch_count = 0
         for batch in iterator:
             self.notify("on_batch_begin", batch=batch, training=training)
