@@ -94,7 +94,7 @@ def resolve_precision(precision, device, *, warn=True):
                 "the network trains and infers in float32 (CPU autocast is slower than "
                 "float32 on most processors)",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,  # the estimator's fit
             )
         return "32"
     if precision == "bf16" and kind == "cuda" and not torch.cuda.is_bf16_supported():

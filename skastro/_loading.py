@@ -25,6 +25,7 @@ Torch and numpy only: no scikit-learn here.
 """
 
 import math
+import mmap
 
 import numpy as np
 import torch
@@ -120,11 +121,49 @@ def read_rows(data, index):
     order = np.argsort(index, kind="stable")
     ordered = index[order]
     breaks = np.flatnonzero(np.diff(ordered) != 1) + 1
-    parts = [data.read(slice(int(run[0]), int(run[-1]) + 1)) for run in np.split(ordered, breaks)]
-    block = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    out = np.empty_like(block)
-    out[order] = block
+    runs = np.split(ordered, breaks)
+    out = np.empty((len(index), *data.image_shape), dtype=np.float32)
+    done = 0
+    for run in runs:
+        out[done : done + len(run)] = read_slice(data, int(run[0]), int(run[-1]) + 1)
+        done += len(run)
+    out[order] = out.copy()
     return out
+
+
+def read_slice(data, start, stop):
+    """Images ``start:stop`` as a float32 array of their own (never a view of a memmap)."""
+    images = data.read(slice(start, stop))
+    if isinstance(data.X, np.memmap):
+        images = np.array(images)  # a copy: the pages of the map can then be released
+        _release_pages(data.X, start, stop)
+    return images
+
+
+def _release_pages(X, start, stop):
+    """Drop rows ``start:stop`` of a read-only memmap from this process's resident memory.
+
+    Pages of a memory map that have been read stay mapped into the process and count as its
+    resident memory, so streaming a memmap larger than RAM would show a resident size that
+    grows to the file's size. The data stay in the page cache (and are read again from the file
+    if touched again). Best effort: only read-only maps on systems with ``madvise``.
+    """
+    mapping = getattr(X, "_mmap", None)
+    if mapping is None or getattr(X, "mode", None) != "r" or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    if X.ndim == 0 or X.strides[0] <= 0 or not X[start:stop].flags.c_contiguous:
+        return
+    try:
+        base = np.frombuffer(mapping, dtype=np.uint8).ctypes.data
+        first = X[start:stop].ctypes.data - base
+        length = (stop - start) * X.strides[0]
+        page = mmap.PAGESIZE
+        lo = first // page * page
+        hi = min(-(-(first + length) // page) * page, len(mapping))
+        if hi > lo:
+            mapping.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+    except (AttributeError, OSError, TypeError, ValueError):
+        pass
 
 
 class _ChunkReader(torch.utils.data.Dataset):
@@ -141,11 +180,11 @@ class _ChunkReader(torch.utils.data.Dataset):
         chunk = self.chunks[i]
         if isinstance(chunk, slice):
             index = np.arange(chunk.start, chunk.stop)
-            images = self.data.read(chunk)
+            images = read_slice(self.data, chunk.start, chunk.stop)
         else:
             index = chunk
             images = read_rows(self.data, chunk)
-        if not images.flags.writeable:  # a view of a read-only memmap: copy it out
+        if not images.flags.writeable:  # a view of a read-only array: copy it out
             images = images.copy()
         return torch.from_numpy(images), torch.from_numpy(index)
 
