@@ -12,7 +12,9 @@ Rows, each a child process, side by side on this machine:
   (as many as fit comfortably; the rate per image is what is compared);
 * **.npy** and **HDF5**: ``skastro fit convautoencoder FILE --epochs 1`` on the files (read
   lazily through :func:`skastro.datasets.open_data`: the shuffled windows of
-  :mod:`skastro._loading` are read by ``num_workers="auto"`` worker processes).
+  :mod:`skastro._loading` are read by ``num_workers="auto"`` worker processes);
+* **reading only**: one epoch of the same shuffled batches without a network, with no worker
+  and with ``num_workers="auto"``: what the reading path can supply.
 
 The rate is the number of images over the epoch's duration as recorded in ``history_``
 (``dur``: the training loop, without start-up, statistics or saving); wall seconds are shown
@@ -67,6 +69,23 @@ X = make_images(int(sys.argv[2]), sys.argv[3], seed=0)
 params = json.loads(sys.argv[4])
 model = ConvAutoencoder(max_epochs=1, device="cpu", random_state=0, **params).fit(X)
 print(json.dumps({"dur": model.history_[-1]["dur"], "batch_size": model.batch_size_}))
+"""
+
+
+_READER_CHILD = """
+import json, sys, time
+import numpy as np
+from skastro._hardware import resolve_num_workers
+from skastro._loading import TrainingBatches
+from skastro._validation import check_images
+from skastro.datasets import open_data
+data = check_images(open_data(sys.argv[1]).images)
+workers = resolve_num_workers("auto", lazy=True) if sys.argv[2] == "auto" else int(sys.argv[2])
+batches = TrainingBatches(data, 64, drop_last=False, rng=np.random.default_rng(0),
+                          num_workers=workers)
+start = time.perf_counter()
+count = sum(len(index) for _, index in batches)
+print(json.dumps({"seconds": time.perf_counter() - start, "images": count, "workers": workers}))
 """
 
 
@@ -235,6 +254,25 @@ def run(
                     "met": "yes" if met else "no",
                 }
             )
+        # what the reading path alone supplies (shuffled windows, conversion to float32)
+        for label, path in [(".npy", tmp / "images.npy"), ("HDF5", tmp / "images.h5")]:
+            for workers in ("0", "auto"):
+                command = [sys.executable, "-c", _READER_CHILD, str(path), workers]
+                seconds, pss, rss, hwm, out = run_child(command, tmp / "reader.log")
+                result = json.loads(out.strip().splitlines()[-1])
+                rows.append(
+                    {
+                        "data": f"{label} file, reading only, {result['workers']} worker(s)",
+                        "images_per_s": result["images"] / result["seconds"],
+                        "ratio_to_memory": None,
+                        "peak_pss_gib": pss,
+                        "peak_rss_gib": rss,
+                        "vm_hwm_gib": hwm,
+                        "wall_s": seconds,
+                        "goal": "",
+                        "met": "",
+                    }
+                )
     finally:
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)

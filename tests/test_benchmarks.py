@@ -62,7 +62,9 @@ def test_bench_disk_training_runs(benchmarks, tmp_path, monkeypatch):
     _, bench_disk = benchmarks
     monkeypatch.setattr(bench_disk, "write_result", lambda *args, **kwargs: None)
     rows = bench_disk.run(n_images=96, in_memory=96, folder=tmp_path / "data", widths=(4,))
-    assert [row["data"].split(",")[0] for row in rows] == ["in memory", ".npy file", "HDF5 file"]
+    assert [row["data"].split(",")[0] for row in rows] == (
+        ["in memory", ".npy file", "HDF5 file"] + [".npy file"] * 2 + ["HDF5 file"] * 2
+    )
     for row in rows:
         assert row["images_per_s"] > 0 and row["peak_pss_gib"] > 0
     assert not (tmp_path / "data").exists()  # the files are removed unless --keep
