@@ -170,11 +170,12 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
             index = np.sort(rng.choice(n, _STATS_MAX_IMAGES, replace=False))
         else:
             index = slice(None)
-        if isinstance(index, np.ndarray) and is_lazy_array(data.X):
-            # lazily read data: one read per run of consecutive images
-            read = lambda: read_rows(data, index)  # noqa: E731
-        else:
-            read = lambda: data.read(index)  # noqa: E731
+
+        def read():
+            if isinstance(index, np.ndarray) and is_lazy_array(data.X):
+                return read_rows(data, index)  # lazily read data: one read per run of images
+            return data.read(index)
+
         sample = read() if data.nan_policy == "raise" else None
         if sample is None:
             raw = np.asarray(data.X[index]).reshape(-1, *data.image_shape).astype(np.float64)
