@@ -1,8 +1,8 @@
 """batch_size="auto", precision and num_workers: resolution rules and what estimators do with them.
 
 No GPU here: the rules are tested as functions, the estimators on the CPU (where "auto" keeps
-each estimator's reference batch size and mixed precision falls back to float32), and the
-mixed-precision code path by letting autocast run on the CPU.
+each estimator's reference batch size, bf16 autocasts and float16 falls back to float32), and
+the float16 code path (gradient scaler) by letting float16 autocast run on the CPU.
 """
 
 import numpy as np
@@ -65,8 +65,9 @@ def test_scaled_lr_is_the_square_root_rule():
 
 def test_precision_rules():
     assert resolve_precision("32", "cpu") == "32"
-    with pytest.warns(UserWarning, match="CUDA GPUs only"):
-        assert resolve_precision("bf16", "cpu") == "32"
+    assert resolve_precision("bf16", "cpu") == "bf16"
+    with pytest.warns(UserWarning, match="applies on cuda devices only"):
+        assert resolve_precision("16", "cpu") == "32"
     with pytest.raises(ValueError, match="precision must be one of"):
         resolve_precision("64", "cpu")
 
@@ -105,18 +106,20 @@ def test_invalid_hardware_parameters_are_rejected(images):
             tiny_ae(**params).fit(images)
 
 
-def test_mixed_precision_on_a_cpu_warns_and_trains_in_float32(images):
+def test_float16_on_a_cpu_warns_and_trains_in_float32(images):
     reference = tiny_ae().fit(images)
-    with pytest.warns(UserWarning, match="CUDA GPUs only"):
-        bf16 = tiny_ae(precision="bf16").fit(images)
-    assert bf16.precision_ == "32"
-    np.testing.assert_array_equal(bf16.transform(images), reference.transform(images))
+    with pytest.warns(UserWarning, match="applies on cuda devices only"):
+        half = tiny_ae(precision="16").fit(images)
+    assert half.precision_ == "32"
+    np.testing.assert_array_equal(half.transform(images), reference.transform(images))
 
 
 @pytest.fixture
 def cpu_autocast(monkeypatch):
-    """Let autocast run on the CPU, to exercise the mixed-precision code path without a GPU."""
-    monkeypatch.setattr(_hardware, "AUTOCAST_DEVICES", ("cuda", "cpu"))
+    """Let float16 autocast run on the CPU too, to exercise its code path without a GPU."""
+    monkeypatch.setattr(
+        _hardware, "AUTOCAST_DEVICES", {"bf16": ("cuda", "cpu"), "16": ("cuda", "cpu")}
+    )
 
 
 @pytest.mark.parametrize("precision", ["bf16", "16"])
@@ -137,7 +140,7 @@ def test_mixed_precision_code_path(precision, images, cpu_autocast):
 
 
 @pytest.mark.parametrize("name", DEEP)
-def test_every_estimator_runs_in_bf16(name, images, cpu_autocast):
+def test_every_estimator_runs_in_bf16(name, images):
     settings = dict(TINY_SETTINGS[name], precision="bf16", device="cpu", random_state=0)
     settings.pop("image_shape")
     estimator = _CLASSES[name](**settings).fit(images)

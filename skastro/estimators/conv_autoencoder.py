@@ -46,9 +46,9 @@ class ConvAutoencoder(AutoencoderMixin, DeepEstimator):
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     precision : {"32", "bf16", "16"}, default="32"
-        ``"bf16"`` or ``"16"`` trains and infers under autocast mixed precision on a CUDA GPU
-        (``"16"`` with a gradient scaler); on a CPU the network stays in float32 (with a
-        warning). ``transform`` output is float32 either way.
+        ``"bf16"`` trains and infers under bfloat16 autocast (mixed precision) on a CUDA GPU
+        or a CPU; ``"16"`` under float16 autocast with a gradient scaler, on a CUDA GPU only
+        (elsewhere float32, with a warning). ``transform`` output is float32 either way.
     num_workers : int or "auto", default="auto"
         Processes that read batches ahead of training and inference. ``"auto"``: none for
         in-memory arrays; for lazily read data (memmaps, HDF5, FITS folders) one per four
@@ -87,7 +87,7 @@ class ConvAutoencoder(AutoencoderMixin, DeepEstimator):
     lr_ : float
         The learning rate used (``lr``, scaled when ``"auto"`` chose a larger batch).
     precision_ : str
-        The precision used in training: ``precision``, or ``"32"`` on a CPU.
+        The precision used in training: ``precision``, or ``"32"`` where it does not apply.
 
     See Also
     --------
