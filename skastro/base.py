@@ -491,7 +491,7 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
         return size
 
     def _inference_context(self, device):
-        """Autocast for inference in ``precision`` (on a CUDA device only), else nothing."""
+        """Autocast for inference in ``precision`` where it applies (see ``_hardware``)."""
         precision = _hardware.resolve_precision(self.precision, device, warn=False)
         return _hardware.autocast(precision, device)
 
