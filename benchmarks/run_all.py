@@ -14,7 +14,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["foundation", "disks", "denoising", "vicreg", "star_galaxy", "cli_memory", "explorer"]
+ORDER = [
+    "foundation", "disks", "denoising", "vicreg", "star_galaxy", "cli_memory", "explorer",
+    "disk_training", "gpu",
+]  # fmt: skip
 
 
 def _topics():

@@ -26,13 +26,15 @@ def random_dihedral(X):
     torch.Size([2, 1, 2, 2])
     """
     b, _, h, w = X.shape
-    device = X.device
-    flip_h = torch.rand(b, device=device) < 0.5
-    flip_v = torch.rand(b, device=device) < 0.5
+    # drawn in X's dtype: the same draws as float32 for float32 images, and no float32 tensor
+    # for images in another precision
+    device, dtype = X.device, X.dtype
+    flip_h = torch.rand(b, device=device, dtype=dtype) < 0.5
+    flip_v = torch.rand(b, device=device, dtype=dtype) < 0.5
     X = torch.where(flip_h.view(-1, 1, 1, 1), X.flip(-1), X)
     X = torch.where(flip_v.view(-1, 1, 1, 1), X.flip(-2), X)
     if h == w:
         # flips + a transpose generate the whole dihedral group D4
-        transpose = torch.rand(b, device=device) < 0.5
+        transpose = torch.rand(b, device=device, dtype=dtype) < 0.5
         X = torch.where(transpose.view(-1, 1, 1, 1), X.transpose(-1, -2), X)
     return X

@@ -19,8 +19,8 @@ from skastro.augment._dihedral import random_dihedral
 __all__ = ["random_blur", "random_crop_rotate", "random_view"]
 
 
-def _uniform(low, high, n, device):
-    return low + (high - low) * torch.rand(n, device=device)
+def _uniform(low, high, n, device, dtype=torch.float32):
+    return low + (high - low) * torch.rand(n, device=device, dtype=dtype)
 
 
 def random_crop_rotate(X, *, crop_scale=(0.6, 1.0), rotate=True):
@@ -50,14 +50,18 @@ def random_crop_rotate(X, *, crop_scale=(0.6, 1.0), rotate=True):
     True
     """
     b, _, h, w = X.shape
-    device = X.device
-    area = _uniform(crop_scale[0], crop_scale[1], b, device)
+    # draws in X's dtype: the same as float32 draws for float32 images
+    device, dtype = X.device, X.dtype
+    area = _uniform(crop_scale[0], crop_scale[1], b, device, dtype)
     side = torch.sqrt(area)  # the crop's side as a fraction of the image's
-    angle = _uniform(0.0, 360.0, b, device) if rotate else torch.zeros(b, device=device)
+    if rotate:
+        angle = _uniform(0.0, 360.0, b, device, dtype)
+    else:
+        angle = torch.zeros(b, device=device, dtype=dtype)
     # the crop's centre is drawn so that the (unrotated) crop stays inside the frame
-    shift_x = (torch.rand(b, device=device) - 0.5) * (1 - side) * (w - 1)
-    shift_y = (torch.rand(b, device=device) - 0.5) * (1 - side) * (h - 1)
-    centre = torch.tensor([(w - 1) / 2, (h - 1) / 2], device=device).expand(b, 2)
+    shift_x = (torch.rand(b, device=device, dtype=dtype) - 0.5) * (1 - side) * (w - 1)
+    shift_y = (torch.rand(b, device=device, dtype=dtype) - 0.5) * (1 - side) * (h - 1)
+    centre = torch.tensor([(w - 1) / 2, (h - 1) / 2], device=device, dtype=dtype).expand(b, 2)
     zoom = (1.0 / side).unsqueeze(1).expand(b, 2)
     M = get_rotation_matrix2d(centre + torch.stack([shift_x, shift_y], 1), angle, zoom)
     # move the crop's centre to the centre of the output
@@ -97,10 +101,10 @@ def random_blur(X, *, sigma=(0.1, 1.0), p=0.5):
     size = min(2 * math.ceil(3 * sigma[1]) + 1, min(h, w) - (1 - min(h, w) % 2))
     if size < 3:
         return X
-    device = X.device
-    s = _uniform(max(sigma[0], 1e-3), sigma[1], b, device).clamp_min(1e-3)
+    device, dtype = X.device, X.dtype
+    s = _uniform(max(sigma[0], 1e-3), sigma[1], b, device, dtype).clamp_min(1e-3)
     blurred = gaussian_blur2d(X, (size, size), torch.stack([s, s], 1))
-    chosen = torch.rand(b, device=device) < p
+    chosen = torch.rand(b, device=device, dtype=dtype) < p
     return torch.where(chosen.view(-1, 1, 1, 1), blurred, X)
 
 
@@ -135,6 +139,6 @@ def random_view(X, *, crop_scale=(0.6, 1.0), rotate=True, noise_std=0.1, blur_si
     X = random_crop_rotate(X, crop_scale=crop_scale, rotate=rotate)
     X = random_blur(X, sigma=blur_sigma)
     if noise_std > 0:
-        level = noise_std * torch.rand(X.shape[0], 1, 1, 1, device=X.device)
+        level = noise_std * torch.rand(X.shape[0], 1, 1, 1, device=X.device, dtype=X.dtype)
         X = X + level * torch.randn_like(X)
     return X

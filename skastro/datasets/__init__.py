@@ -21,6 +21,7 @@ from ._galaxies import make_galaxies
 from ._hdf5 import HDF5Array, load_hdf5
 from ._hubble import load_hubble_cutouts
 from ._image_folder import load_image_folder
+from ._lazy import LazyImageFiles
 from ._npy import NpyArray
 from ._open import open_data
 from ._sdss import load_sdss_npy
@@ -29,6 +30,7 @@ from ._star_galaxy import make_star_galaxy
 __all__ = [
     "ANOMALY_KINDS",
     "HDF5Array",
+    "LazyImageFiles",
     "NpyArray",
     "load_fits",
     "load_hdf5",

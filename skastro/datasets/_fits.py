@@ -10,6 +10,7 @@ from sklearn.utils import Bunch
 from skastro.exceptions import DataLoadError
 
 from ._common import check_same_shape, list_files, read_each, reading
+from ._lazy import LazyHeaders, LazyImageFiles
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fz")
 
@@ -23,7 +24,7 @@ _STRUCTURAL = {
 }  # fmt: skip
 
 
-def load_fits(path, *, hdu=None, skip_bad=False):
+def load_fits(path, *, hdu=None, skip_bad=False, lazy=False):
     """Load FITS images as a channels-first float32 array.
 
     Parameters
@@ -39,6 +40,12 @@ def load_fits(path, *, hdu=None, skip_bad=False):
     skip_bad : bool, default=False
         If True, files that cannot be read are skipped with a warning and listed in
         ``skipped`` instead of raising.
+    lazy : bool, default=False
+        If True, ``images`` is a :class:`~skastro.datasets.LazyImageFiles` that reads the
+        files when it is indexed, so a folder larger than memory can be fitted and embedded
+        batch by batch, and ``headers`` reads each header when indexed. Every file is still
+        read and checked once here, as in an eager load (same errors, same ``skip_bad``);
+        only its pixels are not kept.
 
     Returns
     -------
@@ -81,17 +88,38 @@ def load_fits(path, *, hdu=None, skip_bad=False):
     ((3, 1, 8, 8), dtype('float32'), ['img0', 'img1', 'img2'])
     """
     files = list_files(path, FITS_SUFFIXES, "FITS")
-    results, kept, skipped = read_each(files, functools.partial(_read_fits, hdu=hdu), skip_bad)
-    arrays = [array for array, _, _ in results]
-    check_same_shape([a.shape for a in arrays], kept)
+    read = functools.partial(_checked_fits if lazy else _read_fits, hdu=hdu)
+    results, kept, skipped = read_each(files, read, skip_bad)
+    shapes = [result[0] if lazy else result[0].shape for result in results]
+    check_same_shape(shapes, kept)
+    if lazy:
+        images = LazyImageFiles(kept, functools.partial(_fits_pixels, hdu=hdu), shapes[0])
+        headers = LazyHeaders(kept, functools.partial(_fits_header, hdu=hdu))
+    else:
+        images = np.stack([array for array, _, _ in results])
+        headers = [header for _, header, _ in results]
     return Bunch(
-        images=np.stack(arrays),
+        images=images,
         filenames=[str(f) for f in kept],
         ids=[_strip_suffix(f.name) for f in kept],
-        headers=[header for _, header, _ in results],
+        headers=headers,
         hdus=[used for _, _, used in results],
         skipped=skipped,
     )
+
+
+def _checked_fits(filename, hdu=None):
+    """Read and check one file as :func:`_read_fits` does; keep only its image shape."""
+    array, _, chosen = _read_fits(filename, hdu=hdu)
+    return array.shape, None, chosen
+
+
+def _fits_pixels(filename, hdu=None):
+    return _read_fits(filename, hdu=hdu)[0]
+
+
+def _fits_header(filename, hdu=None):
+    return _read_fits(filename, hdu=hdu)[1]
 
 
 def _strip_suffix(name):

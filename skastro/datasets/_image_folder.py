@@ -7,12 +7,15 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from ._common import list_files, read_each, reading
+from ._lazy import LazyImageFiles
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
-def load_image_folder(path, *, labels_from_subfolders=False, grayscale=False, skip_bad=False):
+def load_image_folder(
+    path, *, labels_from_subfolders=False, grayscale=False, skip_bad=False, lazy=False
+):
     """Load PNG / JPEG images as a channels-first float32 array in [0, 1].
 
     Parameters
@@ -29,6 +32,11 @@ def load_image_folder(path, *, labels_from_subfolders=False, grayscale=False, sk
     skip_bad : bool, default=False
         If True, files that cannot be read are skipped with a warning and listed in
         ``skipped`` instead of raising.
+    lazy : bool, default=False
+        If True, ``images`` is a :class:`~skastro.datasets.LazyImageFiles` that decodes the
+        files when it is indexed (a folder larger than memory is then read batch by batch).
+        Every file is still decoded and checked once here, as in an eager load (same errors,
+        same ``skip_bad``); only its pixels are not kept.
 
     Returns
     -------
@@ -88,31 +96,39 @@ def load_image_folder(path, *, labels_from_subfolders=False, grayscale=False, sk
         labels = target_names = None
 
     read_one = functools.partial(_read_image, grayscale=grayscale)
-    arrays, kept, skipped = read_each(files, read_one, skip_bad)
-    for array, filename in zip(arrays, kept):
-        if array.shape != arrays[0].shape:
+    check_one = functools.partial(_image_shape, grayscale=grayscale) if lazy else read_one
+    arrays, kept, skipped = read_each(files, check_one, skip_bad)
+    shapes = arrays if lazy else [array.shape for array in arrays]
+    for shape, filename in zip(shapes, kept):
+        if shape != shapes[0]:
             hint = (
                 "; pass grayscale=True to load them all as one channel"
-                if array.shape[1:] == arrays[0].shape[1:]
+                if shape[1:] == shapes[0][1:]
                 else "; resize them to one size first"
             )
             raise ValueError(
                 f"images differ in shape (channels, height, width): {kept[0]} has "
-                f"{arrays[0].shape} but {filename} has {array.shape}{hint}"
+                f"{shapes[0]} but {filename} has {shape}{hint}"
             )
     target = None
     if labels is not None:
         kept_set = {str(f) for f in kept}
         target = np.array([c for f, c in zip(files, labels) if str(f) in kept_set], dtype=np.int64)
     ids = [f"{f.parent.name}/{f.stem}" if labels_from_subfolders else f.stem for f in kept]
+    images = LazyImageFiles(kept, read_one, shapes[0]) if lazy else np.stack(arrays)
     return Bunch(
-        images=np.stack(arrays),
+        images=images,
         filenames=[str(f) for f in kept],
         ids=ids,
         target=target,
         target_names=target_names,
         skipped=skipped,
     )
+
+
+def _image_shape(filename, grayscale=False):
+    """Decode and check one file as :func:`_read_image` does; keep only its shape."""
+    return _read_image(filename, grayscale=grayscale).shape
 
 
 def _read_image(filename, grayscale=False):

@@ -15,8 +15,10 @@ folder of them
 ``.h5`` / ``.hdf5`` file                   :func:`skastro.datasets.load_hdf5` (``--key``)
 =========================================  ============================================
 
-Plain ``.npy`` arrays and HDF5 datasets are never loaded whole: the estimators read them batch
-by batch, so data sets larger than memory can be fitted and embedded.
+Plain ``.npy`` arrays and HDF5 datasets are never loaded whole, and folders of FITS or PNG/JPEG
+files are opened lazily (``lazy=True``: each file is checked once, then read again when its
+batch is needed): the estimators read them batch by batch, so data sets larger than memory can
+be fitted and embedded.
 """
 
 import warnings
@@ -78,11 +80,11 @@ def open_data(path, *, key="images", id_key=None, skip_bad=False, report=None):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if kind == "FITS":
-            bunch = load_fits(path, skip_bad=skip_bad)
+            bunch = load_fits(path, skip_bad=skip_bad, lazy=path.is_dir())
         elif kind == "SDSS npy":
             bunch = load_sdss_npy(path, skip_bad=skip_bad)
         elif kind == "images":
-            bunch = load_image_folder(path, skip_bad=skip_bad)
+            bunch = load_image_folder(path, skip_bad=skip_bad, lazy=path.is_dir())
         elif kind == "HDF5":
             bunch = load_hdf5(path, key, id_key=id_key)
         else:

@@ -120,9 +120,12 @@ class CondVAEClassifier(DeepEstimator):
         Width of the MLP VAE used with ``feature_extractor``.
     max_epochs : int, default=20
         Training epochs.
-    batch_size : int, default=64
-        Mini-batch size (capped at the number of images). The Wasserstein term compares whole
-        batches, so do not make it tiny.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size (capped at the number of images). ``"auto"`` is 64 on a CPU; on
+        a GPU it is the largest of 32, 64, ..., 1024 (from 64 up) that fits in half the
+        free GPU memory and leaves at least 32 steps per epoch, with ``lr`` scaled by
+        ``sqrt(batch_size_ / 64)``; see ``batch_size_`` and ``lr_``.
+        The Wasserstein term compares whole batches, so do not make it tiny.
     lr : float, default=1e-3
         AdamW learning rate.
     weight_decay : float, default=0.0
@@ -131,6 +134,14 @@ class CondVAEClassifier(DeepEstimator):
         Train on randomly rotated (by 90 degrees) and flipped copies.
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    precision : {"32", "bf16", "16"}, default="32"
+        ``"bf16"`` trains and infers under bfloat16 autocast (mixed precision) on a CUDA GPU
+        or a CPU; ``"16"`` under float16 autocast with a gradient scaler, on a CUDA GPU only
+        (elsewhere float32, with a warning). ``transform`` output is float32 either way.
+    num_workers : int or "auto", default="auto"
+        Processes that read batches ahead of training and inference. ``"auto"``: none for
+        in-memory arrays; for lazily read data (memmaps, HDF5, FITS folders) one per four
+        CPU cores, between 1 and 4.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, sampling, shuffling and augmentation (and the feature
         extractor's, unless it has its own).
@@ -167,6 +178,12 @@ class CondVAEClassifier(DeepEstimator):
         ``C * H * W``.
     channel_mean_, channel_std_ : ndarray of shape (C,)
         Per-channel statistics used to standardise inputs.
+    batch_size_ : int
+        The batch size used (``batch_size``, or what ``"auto"`` chose).
+    lr_ : float
+        The learning rate used (``lr``, scaled when ``"auto"`` chose a larger batch).
+    precision_ : str
+        The precision used in training: ``precision``, or ``"32"`` where it does not apply.
 
     See Also
     --------
@@ -217,11 +234,13 @@ class CondVAEClassifier(DeepEstimator):
         feature_extractor=None,
         hidden_units=64,
         max_epochs=20,
-        batch_size=64,
+        batch_size="auto",
         lr=1e-3,
         weight_decay=0.0,
         augment=False,
         device="auto",
+        precision="32",
+        num_workers="auto",
         random_state=None,
         verbose=0,
         callbacks=None,
@@ -244,6 +263,8 @@ class CondVAEClassifier(DeepEstimator):
         self.weight_decay = weight_decay
         self.augment = augment
         self.device = device
+        self.precision = precision
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
@@ -368,7 +389,9 @@ class CondVAEClassifier(DeepEstimator):
             # the posterior means are matched to the prior: they are what predictions use, and
             # matching noisy samples would let the noise, not the means, fill both modes
             codes = out["mu"]
-            prior = sample_bimodal(len(codes), m, s, generator=generator, device=codes.device)
+            prior = sample_bimodal(
+                len(codes), m, s, generator=generator, device=codes.device, dtype=codes.dtype
+            )
             terms[name] = wasserstein_1d(codes, prior)
         return weighted_sum(terms, {name: self._prior_weight()})
 

@@ -115,7 +115,11 @@ class ContrastiveDenoiser(AutoencoderMixin, DeepEstimator):
         The U-Net predicts a correction added to its input (residual learning).
     max_epochs : int, default=30
         Training epochs.
-    batch_size : int, default=32
+    batch_size : int or "auto", default="auto"
+        Mini-batch size (capped at the number of images). ``"auto"`` is 32 on a CPU; on
+        a GPU it is the largest of 32, 64, ..., 1024 (from 32 up) that fits in half the
+        free GPU memory and leaves at least 32 steps per epoch, with ``lr`` scaled by
+        ``sqrt(batch_size_ / 32)``; see ``batch_size_`` and ``lr_``.
         Mini-batch size (capped at the number of images); each image gives two views, so the
         network sees twice as many.
     lr : float, default=2e-3
@@ -127,6 +131,14 @@ class ContrastiveDenoiser(AutoencoderMixin, DeepEstimator):
         views differ only in their noise.
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    precision : {"32", "bf16", "16"}, default="32"
+        ``"bf16"`` trains and infers under bfloat16 autocast (mixed precision) on a CUDA GPU
+        or a CPU; ``"16"`` under float16 autocast with a gradient scaler, on a CUDA GPU only
+        (elsewhere float32, with a warning). ``transform`` output is float32 either way.
+    num_workers : int or "auto", default="auto"
+        Processes that read batches ahead of training and inference. ``"auto"``: none for
+        in-memory arrays; for lazily read data (memmaps, HDF5, FITS folders) one per four
+        CPU cores, between 1 and 4.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling, views and noise; the same value on the same machine
         gives identical ``transform`` output.
@@ -157,6 +169,12 @@ class ContrastiveDenoiser(AutoencoderMixin, DeepEstimator):
         ``C * H * W``.
     channel_mean_, channel_std_ : ndarray of shape (C,)
         Per-channel statistics used to standardise inputs.
+    batch_size_ : int
+        The batch size used (``batch_size``, or what ``"auto"`` chose).
+    lr_ : float
+        The learning rate used (``lr``, scaled when ``"auto"`` chose a larger batch).
+    precision_ : str
+        The precision used in training: ``precision``, or ``"32"`` where it does not apply.
 
     See Also
     --------
@@ -175,6 +193,8 @@ class ContrastiveDenoiser(AutoencoderMixin, DeepEstimator):
     >>> model.denoise(X).shape
     (16, 1, 16, 16)
     """
+
+    _default_batch_size = 32
 
     _parameter_constraints = {
         **DeepEstimator._parameter_constraints,
@@ -211,11 +231,13 @@ class ContrastiveDenoiser(AutoencoderMixin, DeepEstimator):
         mse_weight=1.0,
         residual=True,
         max_epochs=30,
-        batch_size=32,
+        batch_size="auto",
         lr=2e-3,
         weight_decay=0.0,
         augment=True,
         device="auto",
+        precision="32",
+        num_workers="auto",
         random_state=None,
         verbose=0,
         callbacks=None,
@@ -243,6 +265,8 @@ class ContrastiveDenoiser(AutoencoderMixin, DeepEstimator):
         self.weight_decay = weight_decay
         self.augment = augment
         self.device = device
+        self.precision = precision
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
@@ -410,7 +434,7 @@ class ContrastiveDenoiser(AutoencoderMixin, DeepEstimator):
         score : float
         """
         data = self._check_images(X, reset=False)
-        generator = torch.Generator(device=self.device_).manual_seed(_SCORE_SEED)
+        generator = torch.Generator(device=self._placement()[0]).manual_seed(_SCORE_SEED)
 
         def error(module, batch):
             targets, inputs = self._pair(batch, generator)

@@ -32,8 +32,11 @@ class ConvAutoencoder(AutoencoderMixin, DeepEstimator):
         Weight of the ``1 - SSIM`` term (``loss_ssim``); 0 disables it.
     max_epochs : int, default=20
         Training epochs.
-    batch_size : int, default=64
-        Mini-batch size (capped at the number of images).
+    batch_size : int or "auto", default="auto"
+        Mini-batch size (capped at the number of images). ``"auto"`` is 64 on a CPU; on
+        a GPU it is the largest of 32, 64, ..., 1024 (from 64 up) that fits in half the
+        free GPU memory and leaves at least 32 steps per epoch, with ``lr`` scaled by
+        ``sqrt(batch_size_ / 64)``; see ``batch_size_`` and ``lr_``.
     lr : float, default=1e-3
         AdamW learning rate.
     weight_decay : float, default=0.0
@@ -42,6 +45,14 @@ class ConvAutoencoder(AutoencoderMixin, DeepEstimator):
         Train on randomly rotated (by 90 degrees) and flipped copies.
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    precision : {"32", "bf16", "16"}, default="32"
+        ``"bf16"`` trains and infers under bfloat16 autocast (mixed precision) on a CUDA GPU
+        or a CPU; ``"16"`` under float16 autocast with a gradient scaler, on a CUDA GPU only
+        (elsewhere float32, with a warning). ``transform`` output is float32 either way.
+    num_workers : int or "auto", default="auto"
+        Processes that read batches ahead of training and inference. ``"auto"``: none for
+        in-memory arrays; for lazily read data (memmaps, HDF5, FITS folders) one per four
+        CPU cores, between 1 and 4.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling and augmentation; the same value on the same machine
         gives identical ``transform`` output.
@@ -71,6 +82,12 @@ class ConvAutoencoder(AutoencoderMixin, DeepEstimator):
         ``C * H * W``.
     channel_mean_, channel_std_ : ndarray of shape (C,)
         Per-channel statistics used to standardise inputs.
+    batch_size_ : int
+        The batch size used (``batch_size``, or what ``"auto"`` chose).
+    lr_ : float
+        The learning rate used (``lr``, scaled when ``"auto"`` chose a larger batch).
+    precision_ : str
+        The precision used in training: ``precision``, or ``"32"`` where it does not apply.
 
     See Also
     --------
@@ -104,11 +121,13 @@ class ConvAutoencoder(AutoencoderMixin, DeepEstimator):
         mse_weight=1.0,
         ssim_weight=0.0,
         max_epochs=20,
-        batch_size=64,
+        batch_size="auto",
         lr=1e-3,
         weight_decay=0.0,
         augment=False,
         device="auto",
+        precision="32",
+        num_workers="auto",
         random_state=None,
         verbose=0,
         callbacks=None,
@@ -126,6 +145,8 @@ class ConvAutoencoder(AutoencoderMixin, DeepEstimator):
         self.weight_decay = weight_decay
         self.augment = augment
         self.device = device
+        self.precision = precision
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks

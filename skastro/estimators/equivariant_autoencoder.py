@@ -112,9 +112,13 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
         (``None`` disables).
     max_epochs : int, default=20
         Training epochs.
-    batch_size : int, default=32
-        Mini-batch size (capped at the number of images). The variance and covariance terms
-        need several images per batch; incomplete last batches are dropped while they are on.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size (capped at the number of images). ``"auto"`` is 32 on a CPU; on
+        a GPU it is the largest of 32, 64, ..., 1024 (from 32 up) that fits in half the
+        free GPU memory and leaves at least 32 steps per epoch, with ``lr`` scaled by
+        ``sqrt(batch_size_ / 32)``; see ``batch_size_`` and ``lr_``.
+        The variance and covariance terms need several images per batch; incomplete last batches
+        are dropped while they are on.
     lr : float, default=2e-3
         AdamW learning rate.
     weight_decay : float, default=0.0
@@ -123,6 +127,14 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
         Train on randomly transformed copies (see the augmentation parameters above).
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    precision : {"32", "bf16", "16"}, default="32"
+        ``"bf16"`` trains and infers under bfloat16 autocast (mixed precision) on a CUDA GPU
+        or a CPU; ``"16"`` under float16 autocast with a gradient scaler, on a CUDA GPU only
+        (elsewhere float32, with a warning). ``transform`` output is float32 either way.
+    num_workers : int or "auto", default="auto"
+        Processes that read batches ahead of training and inference. ``"auto"``: none for
+        in-memory arrays; for lazily read data (memmaps, HDF5, FITS folders) one per four
+        CPU cores, between 1 and 4.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling and augmentation; the same value on the same machine
         gives identical ``transform`` output.
@@ -152,6 +164,12 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
         ``C * H * W``.
     channel_mean_, channel_std_ : ndarray of shape (C,)
         Per-channel statistics used to standardise inputs.
+    batch_size_ : int
+        The batch size used (``batch_size``, or what ``"auto"`` chose).
+    lr_ : float
+        The learning rate used (``lr``, scaled when ``"auto"`` chose a larger batch).
+    precision_ : str
+        The precision used in training: ``precision``, or ``"32"`` where it does not apply.
 
     See Also
     --------
@@ -193,6 +211,7 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
     # escnn computes its filter bases from real numbers: the size check estimates this
     # network from its widths instead of building it on torch's meta device
     _builds_on_meta = False
+    _default_batch_size = 32
 
     _parameter_constraints = {
         **DeepEstimator._parameter_constraints,
@@ -235,11 +254,13 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
         perspective=0.0,
         blur_sigma=(0.1, 1.0),
         max_epochs=20,
-        batch_size=32,
+        batch_size="auto",
         lr=2e-3,
         weight_decay=0.0,
         augment=True,
         device="auto",
+        precision="32",
+        num_workers="auto",
         random_state=None,
         verbose=0,
         callbacks=None,
@@ -270,6 +291,8 @@ class EquivariantAutoencoder(AutoencoderMixin, DeepEstimator):
         self.weight_decay = weight_decay
         self.augment = augment
         self.device = device
+        self.precision = precision
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks

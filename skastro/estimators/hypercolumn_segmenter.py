@@ -90,8 +90,11 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         How the background segment (label 0) is identified; see above.
     max_epochs : int, default=20
         Training epochs of the autoencoder.
-    batch_size : int, default=64
-        Mini-batch size (capped at the number of images).
+    batch_size : int or "auto", default="auto"
+        Mini-batch size (capped at the number of images). ``"auto"`` is 64 on a CPU; on
+        a GPU it is the largest of 32, 64, ..., 1024 (from 64 up) that fits in half the
+        free GPU memory and leaves at least 32 steps per epoch, with ``lr`` scaled by
+        ``sqrt(batch_size_ / 64)``; see ``batch_size_`` and ``lr_``.
     lr : float, default=1e-3
         AdamW learning rate.
     weight_decay : float, default=0.0
@@ -100,6 +103,14 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         Train on randomly rotated (by 90 degrees) and flipped copies.
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    precision : {"32", "bf16", "16"}, default="32"
+        ``"bf16"`` trains and infers under bfloat16 autocast (mixed precision) on a CUDA GPU
+        or a CPU; ``"16"`` under float16 autocast with a gradient scaler, on a CUDA GPU only
+        (elsewhere float32, with a warning). ``transform`` output is float32 either way.
+    num_workers : int or "auto", default="auto"
+        Processes that read batches ahead of training and inference. ``"auto"``: none for
+        in-memory arrays; for lazily read data (memmaps, HDF5, FITS folders) one per four
+        CPU cores, between 1 and 4.
     random_state : int, RandomState instance or None, default=None
         Seeds the network, the pixel sample and k-means.
     verbose : int, default=0
@@ -134,6 +145,12 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         ``C * H * W``.
     channel_mean_, channel_std_ : ndarray of shape (C,)
         Per-channel statistics used to standardise inputs.
+    batch_size_ : int
+        The batch size used (``batch_size``, or what ``"auto"`` chose).
+    lr_ : float
+        The learning rate used (``lr``, scaled when ``"auto"`` chose a larger batch).
+    precision_ : str
+        The precision used in training: ``precision``, or ``"32"`` where it does not apply.
 
     See Also
     --------
@@ -184,11 +201,13 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         sky_fraction=0.95,
         background="intensity",
         max_epochs=20,
-        batch_size=64,
+        batch_size="auto",
         lr=1e-3,
         weight_decay=0.0,
         augment=False,
         device="auto",
+        precision="32",
+        num_workers="auto",
         random_state=None,
         verbose=0,
         callbacks=None,
@@ -209,6 +228,8 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         self.weight_decay = weight_decay
         self.augment = augment
         self.device = device
+        self.precision = precision
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
@@ -275,7 +296,10 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         return torch.cat(blocks, dim=1)
 
     def _layer_weights(self):
-        maps = self.module_.feature_maps(torch.zeros((1, *self.image_shape_), device=self.device_))
+        device, dtype = self._placement()
+        maps = self.module_.feature_maps(
+            torch.zeros((1, *self.image_shape_), device=device, dtype=dtype)
+        )
         weights = [
             np.full(maps[name].shape[1], 1.0 / np.sqrt(maps[name].shape[1])) for name in self.layers
         ]
@@ -284,11 +308,11 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
     def _iter_hypercolumns(self, data):
         """Yield ``(start, stop, hypercolumns, intensity)`` for consecutive batches."""
         self.module_.eval()
-        with torch.no_grad():
-            for start, stop in data.iter_slices(_HYPERCOLUMN_BATCH):
-                batch = torch.from_numpy(data.read(slice(start, stop))).to(self.device_)
+        with torch.no_grad(), self._inference_context(self._placement()[0]):
+            for start, stop, batch in self._inference_batches(data, _HYPERCOLUMN_BATCH):
                 X = self._to_net(batch)
-                yield start, stop, self._hypercolumns(X), X.mean(dim=1)
+                # back to the network's dtype when autocast ran it in lower precision
+                yield start, stop, self._hypercolumns(X).to(X.dtype), X.mean(dim=1)
 
     def _fit_segments(self, X):
         data = self._check_images(X, reset=False)
@@ -363,10 +387,11 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         data = self._check_images(X, reset=False)
         _, height, width = self.image_shape_
         labels = np.empty((len(data), height, width), dtype=np.int64)
-        device = self.device_
-        mean = torch.as_tensor(self.hypercolumn_mean_, device=device).view(1, -1, 1, 1)
-        scale = torch.as_tensor(self.hypercolumn_scale_, device=device).view(1, -1, 1, 1)
-        centers = torch.as_tensor(self.cluster_centers_, device=device)
+        device, dtype = self._placement()
+        mean = torch.as_tensor(self.hypercolumn_mean_, device=device, dtype=dtype).view(1, -1, 1, 1)
+        scale = torch.as_tensor(self.hypercolumn_scale_, device=device, dtype=dtype)
+        scale = scale.view(1, -1, 1, 1)
+        centers = torch.as_tensor(self.cluster_centers_, device=device, dtype=dtype)
         for start, stop, columns, _ in self._iter_hypercolumns(data):
             scaled = ((columns - mean) * scale).permute(0, 2, 3, 1).reshape(-1, centers.shape[1])
             nearest = torch.cdist(scaled, centers).argmin(dim=1)

@@ -100,8 +100,11 @@ class VICRegEmbedder(DeepEstimator):
         Range of the Gaussian blur width in pixels (half of the views are blurred).
     max_epochs : int, default=20
         Training epochs.
-    batch_size : int, default=64
-        Mini-batch size; capped at the number of images.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size (capped at the number of images). ``"auto"`` is 64 on a CPU; on
+        a GPU it is the largest of 32, 64, ..., 1024 (from 64 up) that fits in half the
+        free GPU memory and leaves at least 32 steps per epoch, with ``lr`` scaled by
+        ``sqrt(batch_size_ / 64)``; see ``batch_size_`` and ``lr_``.
     lr : float, default=1e-3
         AdamW learning rate.
     weight_decay : float, default=0.0
@@ -110,6 +113,14 @@ class VICRegEmbedder(DeepEstimator):
         Randomly augment the views; ``pairs="augment"`` requires it.
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    precision : {"32", "bf16", "16"}, default="32"
+        ``"bf16"`` trains and infers under bfloat16 autocast (mixed precision) on a CUDA GPU
+        or a CPU; ``"16"`` under float16 autocast with a gradient scaler, on a CUDA GPU only
+        (elsewhere float32, with a warning). ``transform`` output is float32 either way.
+    num_workers : int or "auto", default="auto"
+        Processes that read batches ahead of training and inference. ``"auto"``: none for
+        in-memory arrays; for lazily read data (memmaps, HDF5, FITS folders) one per four
+        CPU cores, between 1 and 4.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling, pairing and augmentation.
     verbose : int, default=0
@@ -141,6 +152,12 @@ class VICRegEmbedder(DeepEstimator):
         ``C * H * W``.
     channel_mean_, channel_std_ : ndarray of shape (C,)
         Per-band statistics used to standardise inputs.
+    batch_size_ : int
+        The batch size used (``batch_size``, or what ``"auto"`` chose).
+    lr_ : float
+        The learning rate used (``lr``, scaled when ``"auto"`` chose a larger batch).
+    precision_ : str
+        The precision used in training: ``precision``, or ``"32"`` where it does not apply.
 
     See Also
     --------
@@ -208,11 +225,13 @@ class VICRegEmbedder(DeepEstimator):
         noise_std=0.1,
         blur_sigma=(0.1, 1.0),
         max_epochs=20,
-        batch_size=64,
+        batch_size="auto",
         lr=1e-3,
         weight_decay=0.0,
         augment=True,
         device="auto",
+        precision="32",
+        num_workers="auto",
         random_state=None,
         verbose=0,
         callbacks=None,
@@ -240,6 +259,8 @@ class VICRegEmbedder(DeepEstimator):
         self.weight_decay = weight_decay
         self.augment = augment
         self.device = device
+        self.precision = precision
+        self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
@@ -319,7 +340,7 @@ class VICRegEmbedder(DeepEstimator):
         if training and self.pairs == "knn" and index is not None:
             choice = torch.randint(self.neighbors_.shape[1], (len(index),)).numpy()
             images = self._train_data.read(self.neighbors_[index, choice])
-            partner = self._to_net(torch.from_numpy(images).to(X.device))
+            partner = self._to_net(torch.from_numpy(images).to(X.device, X.dtype))
         return self._compute_loss(module, torch.cat([self._view(X), self._view(partner)]), training)
 
     def _compute_loss(self, module, X, training):
@@ -408,12 +429,13 @@ class VICRegEmbedder(DeepEstimator):
         module = self.module_
         module.eval()
         branches = ([], [])
-        with torch.no_grad(), seeded(self._seed_, self.device_):
-            for start, stop in data.iter_slices(self._inference_batch_size):
-                batch = torch.from_numpy(data.read(slice(start, stop))).to(self.device_)
+        device, _ = self._placement()
+        with torch.no_grad(), seeded(self._seed_, device), self._inference_context(device):
+            for _, _, batch in self._inference_batches(data):
                 batch = self._to_net(batch)
                 for views in branches:
-                    views.append(module(self._view(batch))[1])
+                    # back to the network's dtype when autocast ran it in lower precision
+                    views.append(module(self._view(batch))[1].to(batch.dtype))
         terms = self._loss()(torch.cat(branches[0]), torch.cat(branches[1]))
         return -float(terms["loss"])
 

@@ -39,6 +39,8 @@ __all__ = [
     "EquivariantAutoencoderModule",
     "ExportedAutoencoder",
     "build_blocks",
+    "export_conv",
+    "export_sequential",
     "make_gspace",
 ]
 
@@ -163,7 +165,9 @@ class BlurPool(escnn_nn.EquivariantModule):
 
     def export(self):
         self.eval()
-        return BlurDownsample(self.input_size).eval()
+        # on this module's device and dtype: the twin is built lazily, after the module moved
+        down = BlurDownsample(self.input_size)
+        return down.to(device=self.kernel.device, dtype=self.kernel.dtype).eval()
 
 
 def level_sizes(height, width, n_levels):
@@ -357,6 +361,60 @@ def reset_parameters(module):
                     sub.bias.zero_()
 
 
+def export_conv(conv):
+    """A plain :class:`torch.nn.Conv2d` computing what the escnn ``R2Conv`` ``conv`` does.
+
+    Unlike escnn's ``R2Conv.export``, the convolution is built directly on the device and in
+    the dtype of ``conv``'s expanded filter (escnn builds it on the CPU and then swaps in the
+    filter's storage, which fails on the "meta" device) and without drawing initial weights
+    (which would advance the caller's random number generator). The weights share the
+    expanded filter's storage.
+    """
+    conv.eval()  # expands the filter and bias from the current steerable weights
+    weight = conv.filter
+    bias = conv.expanded_bias if conv.bias is not None else None
+    plain = torch.nn.utils.skip_init(
+        nn.Conv2d,
+        conv.in_type.size,
+        conv.out_type.size,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+        bias=bias is not None,
+        padding_mode=conv.padding_mode,
+        device=weight.device,
+        dtype=weight.dtype,
+    )
+    plain.weight.data = weight.data
+    if bias is not None:
+        plain.bias.data = bias.data
+    return plain
+
+
+def export_sequential(sequence):
+    """Plain-torch twin of an escnn ``SequentialModule``, on the device and dtype of its tensors.
+
+    escnn's own ``SequentialModule.export`` builds some parts on the CPU whatever the device of
+    the module (``R2Conv``), so an exported copy made after the module moved to a GPU would mix
+    devices; here every part that holds tensors is built where those tensors are.
+    """
+    sequence.eval()
+    parts = collections.OrderedDict()
+    for name, module in sequence._modules.items():
+        if isinstance(module, escnn_nn.R2Conv):
+            parts[name] = export_conv(module)
+        elif isinstance(module, escnn_nn.SequentialModule):
+            parts[name] = export_sequential(module)
+        elif isinstance(module, escnn_nn.EquivariantModule):
+            # parameter-free parts (ELU, upsampling) and BlurPool, which exports on its device
+            parts[name] = module.export()
+        else:
+            parts[name] = module
+    return nn.Sequential(parts)
+
+
 class ExportedAutoencoder(nn.Module):
     """Plain-torch twin of :class:`EquivariantAutoencoderModule`, for fast inference.
 
@@ -464,7 +522,9 @@ class EquivariantAutoencoderModule(nn.Module):
         self.eval()
         with torch.no_grad():
             twin = ExportedAutoencoder(
-                self.encoder.export(), self.decoder.export(), self.group_pool.export()
+                export_sequential(self.encoder),
+                export_sequential(self.decoder),
+                self.group_pool.export(),
             )
         twin.requires_grad_(False)
         twin.eval()
