@@ -255,7 +255,8 @@ class ParquetEmbeddings(EmbeddingSource):
 
         pending = np.empty(0)
         for f in self.files:
-            ids = pq.read_table(f, columns=["id"]).column("id").to_numpy(zero_copy_only=False)
+            # (to_pandas: ChunkedArray.to_numpy takes no options before pyarrow 13)
+            ids = pq.read_table(f, columns=["id"]).column("id").to_pandas().to_numpy()
             pending = np.concatenate([pending, ids]) if len(pending) else ids
             start = 0
             while len(pending) - start >= block_size:
