@@ -4,7 +4,10 @@ Example: skastro cluster embeddings.npz --method hdbscan --min-cluster-size 20 -
 EMBEDDINGS is a file written by skastro embed (.npz, .npy with its .ids.txt, .parquet or
 .csv). The labels file has the columns id,label; HDBSCAN marks noise with -1. Silhouette and
 DBCV are computed on the clustered points (noise left out), on a random sample of at most
---score-sample points.
+--score-sample points. HDBSCAN's smallest cluster defaults to a size that grows with the
+number of points (default_min_cluster_size); when every point comes out as noise, the command
+says what to try. The clusters are drawn to <OUT>_scatter.png and, given --images, examples
+of each cluster to <OUT>_examples.png.
 """
 
 import sys
@@ -13,6 +16,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
+from skastro.commands._data import add_data_arguments
 
 METHODS = ("hdbscan", "kmeans", "spectral")
 
@@ -26,7 +31,11 @@ def add_arguments(parser):
         "--n-clusters", type=int, default=8, help="clusters for kmeans and spectral (default 8)"
     )
     parser.add_argument(
-        "--min-cluster-size", type=int, default=None, help="hdbscan: smallest cluster size"
+        "--min-cluster-size",
+        type=int,
+        default=None,
+        help="hdbscan: smallest cluster size (default: about the square root of the number "
+        "of points, at least 5)",
     )
     parser.add_argument("--min-samples", type=int, default=None, help="hdbscan: min_samples")
     parser.add_argument(
@@ -41,6 +50,15 @@ def add_arguments(parser):
         default=5000,
         help="points used to compute silhouette and DBCV (default 5000)",
     )
+    parser.add_argument(
+        "--images",
+        metavar="DATA",
+        default=None,
+        help="the images the embeddings came from (as for skastro embed), to draw examples of "
+        "each cluster",
+    )
+    parser.add_argument("--no-plots", action="store_true", help="write no figures")
+    add_data_arguments(parser)
 
 
 def _error(message):
@@ -112,6 +130,20 @@ def read_embeddings(path):
     return Z, np.asarray(ids)
 
 
+def default_min_cluster_size(n):
+    """HDBSCAN's smallest cluster for ``n`` points: about sqrt(n), between 5 and n / 20.
+
+    A fixed size suits one data size only: 20 is a large share of 300 cutouts and a speck in
+    a million. Growing like sqrt(n) keeps a few dozen candidate clusters at any size.
+
+    Examples
+    --------
+    >>> [default_min_cluster_size(n) for n in (50, 300, 10_000, 10_000_000)]
+    [5, 15, 100, 3162]
+    """
+    return int(max(5, min(round(np.sqrt(n)), n // 20)))
+
+
 def make_clusterer(args, n):
     """The clusterer chosen by ``--method`` with its options."""
     if args.method == "kmeans":
@@ -130,7 +162,7 @@ def make_clusterer(args, n):
         )
     import hdbscan
 
-    min_cluster_size = args.min_cluster_size or max(5, n // 100)
+    min_cluster_size = args.min_cluster_size or default_min_cluster_size(n)
     return hdbscan.HDBSCAN(min_cluster_size=min_cluster_size, min_samples=args.min_samples)
 
 
@@ -218,5 +250,78 @@ def run(args):
         if value is None and n_clusters >= 2:
             text = "n/a (undefined for this clustering)"
         print(f"{label}: {text}")
+    if args.method == "hdbscan" and n_clusters == 0:
+        _print_noise_hint(args, len(Z))
     print(f"wrote {len(labels)} labels to {out}")
+    if not getattr(args, "no_plots", False):
+        _write_figures(args, Z, ids, labels, out)
     return 0
+
+
+def _print_noise_hint(args, n):
+    size = args.min_cluster_size or default_min_cluster_size(n)
+    smaller = max(2, size // 2)
+    print(
+        f"hint: HDBSCAN found no cluster of at least {size} points here (every point is noise). "
+        f"Try --min-cluster-size {smaller} --min-samples 2"
+        + ("" if args.standardize else ", --standardize")
+        + ", or --method kmeans; in many dimensions, clustering a 2-D UMAP of the embeddings "
+        "(skastro explore, Clustering on: projection) often works better.",
+        file=sys.stderr,
+    )
+
+
+def _write_figures(args, Z, ids, labels, out):
+    """The scatter of the clusters and, with --images, examples of each; never fatal."""
+    from skastro.commands._figures import write_cluster_figures
+
+    images = None
+    if getattr(args, "images", None):
+        images = _images_in_order(args, ids)
+    written = write_cluster_figures(Z, labels, out, images, random_state=args.random_state)
+    if written:
+        print("wrote " + " and ".join(str(path) for path in written))
+
+
+def _images_in_order(args, ids):
+    """The --images rows in the order of the embeddings' ids (None, with a note, if they
+    do not match)."""
+    from skastro.commands._data import describe_error
+    from skastro.datasets import open_data
+    from skastro.exceptions import DataLoadError
+
+    try:
+        data = open_data(
+            args.images,
+            key=args.key,
+            id_key=args.id_key,
+            skip_bad=args.skip_bad,
+            report=lambda line: print(line, file=sys.stderr),
+        )
+    except (DataLoadError, FileNotFoundError, KeyError, ValueError) as exc:
+        print(f"skastro cluster: note: no examples figure: {describe_error(exc)}", file=sys.stderr)
+        return None
+    position = {str(key): i for i, key in enumerate(data.ids)}
+    rows = [position.get(str(key)) for key in ids]
+    if any(row is None for row in rows):
+        missing = sum(row is None for row in rows)
+        print(
+            f"skastro cluster: note: no examples figure: {missing} embedding id(s) are not "
+            f"among the images of {args.images}",
+            file=sys.stderr,
+        )
+        return None
+    return _Rows(data.images, rows)
+
+
+class _Rows:
+    """The images in another order, read only when a row is asked for."""
+
+    def __init__(self, images, rows):
+        self._images, self._rows = images, rows
+
+    def __len__(self):
+        return len(self._rows)
+
+    def __getitem__(self, i):
+        return self._images[self._rows[i]]

@@ -5,7 +5,8 @@ suffix of --out: .npz (arrays "embeddings" and "ids"), .parquet (an "id" column 
 per latent component), .csv (the same as text), or .npy (the embeddings only, written as they
 are computed, with the ids in a <name>.ids.txt file beside it). Images are read and embedded
 --batch-size at a time, so memory does not grow with the number of images read from a .npy
-or HDF5 file.
+or HDF5 file. A model fitted with --stretch gets its images scaled the same way (--stretch
+overrides it).
 """
 
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from skastro.commands._data import add_data_arguments, describe_error
+from skastro.commands._preprocessing import add_stretch_argument
 
 OUTPUT_SUFFIXES = (".npz", ".npy", ".parquet", ".csv")
 # default chunk: as many images as fit in this many bytes as float32 (at least 1)
@@ -41,6 +43,7 @@ def add_arguments(parser):
         default=None,
         help="where to run the network (default: the saved model's device, else the CPU)",
     )
+    add_stretch_argument(parser, saved_default=True)
     add_data_arguments(parser)
 
 
@@ -94,6 +97,7 @@ def run(args):
         except (DataLoadError, FileNotFoundError, KeyError, ValueError) as exc:
             _error(describe_error(exc, args.skip_bad))
             return 1
+        estimator = _with_stretch(estimator, args)
         status = _embed(estimator, data, writer, args.batch_size)
         if status:
             return status
@@ -102,6 +106,14 @@ def run(args):
         writer.abort()
     print(f"wrote {writer.n_written} embeddings of size {writer.n_components} to {out}")
     return 0
+
+
+def _with_stretch(estimator, args):
+    """The model, scaling its input as ``fit --stretch`` did (or as ``--stretch`` says)."""
+    from skastro.commands._preprocessing import StretchedModel, resolve_stretch
+
+    stretch = resolve_stretch(getattr(args, "stretch", None), args.model_dir, "embed")
+    return estimator if stretch is None else StretchedModel(estimator, stretch)
 
 
 def default_chunk(image_shape):

@@ -10,6 +10,9 @@ status 130; the same command with --resume continues from it. --epochs is the TO
 epochs: with --resume, training continues until the model has been trained for --epochs
 epochs in all (so --resume with a larger --epochs also extends a finished fit). A loss that
 becomes NaN or infinite stops training with an error and keeps the last good checkpoint.
+--stretch asinh trains on images scaled as skastro.ImageScaler(stretch="asinh") does and
+records it in MODEL_DIR/preprocessing.json, which embed and explore apply too. The loss
+curves go to MODEL_DIR/history.png, and for an autoencoder, reconstructions.png.
 """
 
 import ast
@@ -24,6 +27,7 @@ import warnings
 from pathlib import Path
 
 from skastro.commands._data import add_data_arguments, describe_error
+from skastro.commands._preprocessing import add_stretch_argument
 
 CHECKPOINT_DIR = "checkpoint"
 EXIT_INTERRUPTED = 130
@@ -78,6 +82,7 @@ def add_arguments(parser):
         help="start afresh even if MODEL_DIR already holds a model or a checkpoint",
     )
     parser.add_argument("--quiet", action="store_true", help="do not print the epoch table")
+    add_stretch_argument(parser)
     add_data_arguments(parser)
 
 
@@ -386,6 +391,7 @@ def _fit(args, guard):
     shape = "x".join(str(s) for s in images.shape[1:])
     skipped = f", {len(data.skipped)} unreadable file(s) skipped" if data.skipped else ""
     print(f"read {len(images)} images of shape {shape} ({data.kind}) from {args.data}{skipped}")
+    images = _stretched(images, args, out)
 
     saved_params = {"callbacks": None, "verbose": user_verbose}
     callbacks = [("checkpoint", _make_checkpoint_callback(checkpoint_dir, saved_params, guard))]
@@ -449,6 +455,11 @@ def _fit(args, guard):
     loss = net.history[-1].get("train_loss")
     loss_text = f", final train_loss {loss:.4g}" if isinstance(loss, float) else ""
     print(f"saved {cls.__name__} trained for {completed} epochs{loss_text} to {out}")
+    from skastro.commands._figures import write_fit_figures
+
+    figures = write_fit_figures(estimator, images, out)
+    if figures:
+        print(f"wrote {' and '.join(figures)} to {out}")
     print(f"embed images with: skastro embed {out} DATA --out embeddings.npz")
     return 0
 
@@ -462,6 +473,26 @@ def _open(args):
     return open_data(
         args.data, key=args.key, id_key=args.id_key, skip_bad=args.skip_bad, report=report
     )
+
+
+def _stretched(images, args, out):
+    """The images as the model trains on them (``--stretch``), recorded in MODEL_DIR."""
+    from skastro.commands._preprocessing import read_stretch, stretch_images, write_stretch
+
+    stretch = None if args.stretch == "none" else args.stretch
+    if args.resume:
+        saved = read_stretch(out)
+        if args.stretch is not None and stretch != saved:
+            raise UsageError(
+                f"--resume continues a fit made with --stretch {saved or 'none'}, not "
+                f"{args.stretch}; drop --stretch or start afresh with --overwrite"
+            )
+        stretch = saved
+    else:
+        write_stretch(out, stretch)
+    if stretch is not None:
+        print(f"scaling every image with the {stretch} stretch (skastro.ImageScaler)")
+    return stretch_images(images, stretch)
 
 
 def _check_resumable(info, cls, params):
