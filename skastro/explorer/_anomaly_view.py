@@ -230,12 +230,12 @@ def rank_change_figure(explorer, ranking, top=RANK_PLOT_TOP):
         "data": traces,
         "layout": dict(
             title=dict(text=title, font=dict(size=12), x=0.01, y=0.98),
-            margin=dict(l=48, r=8, t=44, b=36),
+            margin=dict(l=48, r=8, t=62, b=36),
             xaxis=dict(title=dict(text="rank by the score alone", standoff=4), **axis),
             yaxis=dict(
                 title=dict(text="rank after the labels", standoff=4), autorange="reversed", **axis
             ),
-            legend=dict(orientation="h", x=0, y=1.12, font=dict(size=10)),
+            legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom", font=dict(size=10)),
             hovermode="closest",
             template=_template(),
             meta=dict(moved_up=moved_up),

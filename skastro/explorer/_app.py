@@ -32,6 +32,8 @@ _CSS = """
 body { margin: 0; font-family: system-ui, -apple-system, "Segoe UI", sans-serif; font-size: 14px;
        color: #222; background: #f4f5f7; }
 .explorer { display: grid; grid-template-columns: 270px minmax(0, 1fr) 380px; height: 100vh; }
+/* each column scrolls on its own: the page itself never does */
+html, body { height: 100%; overflow: hidden; }
 .column { overflow-y: auto; padding: 12px; }
 .left { background: #fff; border-right: 1px solid #ddd; }
 .right { background: #fff; border-left: 1px solid #ddd; }
