@@ -59,6 +59,29 @@ def write_result(topic, title, rows, notes="", columns=None):
     return text
 
 
+def write_section(topic, title, rows, notes="", columns=None):
+    """Like :func:`write_result`, but replace only the section ``## title`` of
+    ``benchmarks/results/<topic>.md`` (or add it), keeping the file's other sections: for
+    benchmarks that share a results file."""
+    RESULTS_DIR.mkdir(exist_ok=True)
+    text = f"## {title}\n\n{machine_line()}\n\n{markdown_table(rows, columns)}"
+    if notes:
+        text += f"\n{notes.strip()}\n"
+    path = RESULTS_DIR / f"{topic}.md"
+    body = path.read_text() if path.exists() else ""
+    # the file's sections, each starting at a "## " line
+    sections = [part.strip() + "\n" for part in ("\n" + body).split("\n## ") if part.strip()]
+    sections = ["## " + part for part in sections]
+    mine = [i for i, part in enumerate(sections) if part.startswith(f"## {title}\n")]
+    if mine:
+        sections[mine[0]] = text
+    else:
+        sections.append(text)
+    path.write_text("\n".join(sections))
+    print(text)
+    return text
+
+
 class Timer:
     """``with Timer() as t: ...`` then ``t.seconds``."""
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Timer, write_result
+from _common import Timer, write_section
 
 from skastro.explorer import Explorer
 
@@ -264,7 +264,7 @@ def main(argv=None):
         f"at the start: {load_start}; at the end: {load}; on {os.cpu_count()} cores. "
         f"Whole benchmark: {time.perf_counter() - started:.0f} s."
     )
-    write_result("explorer", "Explorer: 50,000-point scale", rows, notes)
+    write_section("explorer", "Explorer: 50,000-point scale", rows, notes)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@ fitted on a random sample of --sample-size points (default 50,000) and every oth
 assigned to a cluster in blocks of --block-size points (hdbscan: approximate prediction;
 kmeans: nearest centre), reading .npy files and parquet folders block by block; with
 --scheduler local:N or tcp://HOST:PORT the blocks are assigned on dask workers.
+HDBSCAN's smallest cluster defaults to a size that grows with the number of points
+(default_min_cluster_size); when every point comes out as noise, the command says what to
+try. The clusters are drawn to <OUT>_scatter.png and, given --images, examples of each
+cluster to <OUT>_examples.png.
 """
 
 import sys
@@ -20,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from skastro.commands._data import add_data_arguments
 from skastro.commands._errors import CommandError, reports_errors
 from skastro.commands._output import check_output_file
 
@@ -39,7 +44,11 @@ def add_arguments(parser):
         "--n-clusters", type=int, default=8, help="clusters for kmeans and spectral (default 8)"
     )
     parser.add_argument(
-        "--min-cluster-size", type=int, default=None, help="hdbscan: smallest cluster size"
+        "--min-cluster-size",
+        type=int,
+        default=None,
+        help="hdbscan: smallest cluster size (default: about the square root of the number "
+        "of points, at least 5)",
     )
     parser.add_argument("--min-samples", type=int, default=None, help="hdbscan: min_samples")
     parser.add_argument(
@@ -80,10 +89,33 @@ def add_arguments(parser):
     parser.add_argument(
         "--overwrite", action="store_true", help="replace the labels file if it exists"
     )
+    parser.add_argument(
+        "--images",
+        metavar="DATA",
+        default=None,
+        help="the images the embeddings came from (as for skastro embed), to draw examples of "
+        "each cluster",
+    )
+    parser.add_argument("--no-plots", action="store_true", help="write no figures")
+    add_data_arguments(parser)
 
 
 def _error(message):
     print(f"skastro cluster: error: {message}", file=sys.stderr)
+
+
+def default_min_cluster_size(n):
+    """HDBSCAN's smallest cluster for ``n`` points: about sqrt(n), between 5 and n / 20.
+
+    A fixed size suits one data size only: 20 is a large share of 300 cutouts and a speck in
+    a million. Growing like sqrt(n) keeps a few dozen candidate clusters at any size.
+
+    Examples
+    --------
+    >>> [default_min_cluster_size(n) for n in (50, 300, 10_000, 10_000_000)]
+    [5, 15, 100, 3162]
+    """
+    return int(max(5, min(round(np.sqrt(n)), n // 20)))
 
 
 def make_clusterer(args, n):
@@ -104,7 +136,7 @@ def make_clusterer(args, n):
         )
     import hdbscan
 
-    min_cluster_size = args.min_cluster_size or max(5, n // 100)
+    min_cluster_size = args.min_cluster_size or default_min_cluster_size(n)
     return hdbscan.HDBSCAN(min_cluster_size=min_cluster_size, min_samples=args.min_samples)
 
 
@@ -211,9 +243,9 @@ def run(args):
         return 2
     try:
         if sample_size is None:
-            labels, score_points = _cluster_in_memory(args, source)
+            labels, score_points, rows = _cluster_in_memory(args, source)
         else:
-            labels, score_points = _cluster_sample(args, source, sample_size)
+            labels, score_points, rows = _cluster_sample(args, source, sample_size)
     except (OSError, ValueError, ImportError) as exc:
         _error(str(exc))
         return 1
@@ -233,7 +265,12 @@ def run(args):
         if value is None and n_clusters >= 2:
             text = "n/a (undefined for this clustering)"
         print(f"{label}: {text}")
+    if args.method == "hdbscan" and n_clusters == 0:
+        _print_noise_hint(args, n if sample_size is None else None)
     print(f"wrote {len(labels)} labels to {out}")
+    if not getattr(args, "no_plots", False):
+        # drawn from the points the scores used: all of them, or the score sample
+        _write_figures(args, *score_points, source, rows, out)
     return 0
 
 
@@ -250,7 +287,7 @@ def _cluster_in_memory(args, source):
             file=sys.stderr,
         )
     labels = np.asarray(make_clusterer(args, len(Z)).fit_predict(Z), dtype=np.int64)
-    return labels, (Z, labels)
+    return labels, (Z, labels), None
 
 
 def _cluster_sample(args, source, sample_size):
@@ -281,7 +318,7 @@ def _cluster_sample(args, source, sample_size):
     Z = source.take(index)
     if result.assigner.scaler is not None:
         Z = result.assigner.scaler.transform(Z).astype(np.float32)
-    return labels, (Z, labels[index])
+    return labels, (Z, labels[index]), index
 
 
 def _write_labels(out, source, labels, block_size=1_000_000):
@@ -317,3 +354,82 @@ def _write_labels(out, source, labels, block_size=1_000_000):
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _print_noise_hint(args, n):
+    """What to try when every point is noise (``n``: the points HDBSCAN saw, None for a
+    sample fitted with the sampled route's own default)."""
+    size = args.min_cluster_size or (default_min_cluster_size(n) if n else None)
+    at_least = f"of at least {size} points " if size else ""
+    smaller = f"--min-cluster-size {max(2, size // 2)}" if size else "a smaller --min-cluster-size"
+    print(
+        f"hint: HDBSCAN found no cluster {at_least}here (every point is noise). "
+        f"Try {smaller} --min-samples 2"
+        + ("" if args.standardize else ", --standardize")
+        + ", or --method kmeans; in many dimensions, clustering a 2-D UMAP of the embeddings "
+        "(skastro explore, Clustering on: projection) often works better.",
+        file=sys.stderr,
+    )
+
+
+def _ids_at(source, rows):
+    """The ids of the points at ``rows`` (all of them for None), read block by block."""
+    ids = np.concatenate([np.asarray(block) for block in source.iter_ids(1_000_000)])
+    return ids if rows is None else ids[rows]
+
+
+def _write_figures(args, Z, labels, source, rows, out):
+    """The scatter of the clusters and, with --images, examples of each; never fatal."""
+    from skastro.commands._figures import write_cluster_figures
+
+    images = None
+    if getattr(args, "images", None):
+        # (the ids are read only here: with 10^7 points they are not small)
+        images = _images_in_order(args, _ids_at(source, rows))
+    written = write_cluster_figures(Z, labels, out, images, random_state=args.random_state)
+    if written:
+        print("wrote " + " and ".join(str(path) for path in written))
+
+
+def _images_in_order(args, ids):
+    """The --images rows in the order of the embeddings' ids (None, with a note, if they
+    do not match)."""
+    from skastro.commands._data import describe_error
+    from skastro.datasets import open_data
+    from skastro.exceptions import DataLoadError
+
+    try:
+        data = open_data(
+            args.images,
+            key=args.key,
+            id_key=args.id_key,
+            skip_bad=args.skip_bad,
+            report=lambda line: print(line, file=sys.stderr),
+        )
+    except (DataLoadError, FileNotFoundError, KeyError, ValueError) as exc:
+        print(f"skastro cluster: note: no examples figure: {describe_error(exc)}", file=sys.stderr)
+        return None
+    position = {str(key): i for i, key in enumerate(data.ids)}
+    rows = [position.get(str(key)) for key in ids]
+    if any(row is None for row in rows):
+        missing = sum(row is None for row in rows)
+        print(
+            f"skastro cluster: note: no examples figure: {missing} embedding id(s) are not "
+            f"among the images of {args.images}",
+            file=sys.stderr,
+        )
+        return None
+    return _Rows(data.images, rows)
+
+
+class _Rows:
+    """The images in another order, read only when a row is asked for."""
+
+    def __init__(self, images, rows):
+        self._images, self._rows = images, rows
+
+    def __len__(self):
+        return len(self._rows)
+
+    def __getitem__(self, i):
+        return self._images[self._rows[i]]

@@ -9,7 +9,8 @@ or HDF5 file. With --scheduler local[:N] or tcp://HOST:PORT the images are embed
 workers instead, into a folder of parquet partitions that a rerun completes after an
 interruption (skastro.distributed.embed_to_parquet). An existing --out is replaced only with
 --overwrite, and only once every embedding has been written; embeddings that come out NaN or
-infinite (a broken model) are an error and nothing is written.
+infinite (a broken model) are an error and nothing is written. A model fitted with --stretch
+gets its images scaled the same way, on dask workers too (--stretch overrides it).
 """
 
 from pathlib import Path
@@ -20,6 +21,7 @@ from skastro._embedding_files import ids_path
 from skastro.commands._data import add_data_arguments, open_images
 from skastro.commands._errors import CommandError, reports_errors
 from skastro.commands._output import check_output_file
+from skastro.commands._preprocessing import add_stretch_argument
 
 OUTPUT_SUFFIXES = (".npz", ".npy", ".parquet", ".csv")
 # default chunk: as many images as fit in this many bytes as float32 (at least 1)
@@ -47,6 +49,7 @@ def add_arguments(parser):
         default=None,
         help="where to run the network (default: the saved model's device, else the CPU)",
     )
+    add_stretch_argument(parser, saved_default=True)
     add_data_arguments(parser)
     from skastro.distributed._command import add_embed_arguments
 
@@ -78,7 +81,7 @@ def run(args):
         raise CommandError(f"cannot write {out}: {exc}", status=2) from exc
     try:
         try:
-            estimator = load(args.model_dir, device=args.device)
+            estimator = _with_stretch(load(args.model_dir, device=args.device), args)
         except (ModelFormatError, ValueError) as exc:
             raise CommandError(f"cannot load the model {args.model_dir}: {exc}") from exc
         data = open_images(args)
@@ -88,6 +91,14 @@ def run(args):
         writer.abort()
     print(f"wrote {writer.n_written} embeddings of size {writer.n_components} to {out}")
     return 0
+
+
+def _with_stretch(estimator, args):
+    """The model, scaling its input as ``fit --stretch`` did (or as ``--stretch`` says)."""
+    from skastro.commands._preprocessing import StretchedModel, resolve_stretch
+
+    stretch = resolve_stretch(getattr(args, "stretch", None), args.model_dir, "embed")
+    return estimator if stretch is None else StretchedModel(estimator, stretch)
 
 
 def default_chunk(image_shape):

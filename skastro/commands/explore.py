@@ -1,10 +1,14 @@
 """Open the latent space explorer on a set of images.
 
-``skastro explore DATA [--model M] [--metadata CSV] [--port P]`` reads DATA with the loader its
-kind calls for, embeds it with the fitted model M (the raw pixels without one) and serves the
-explorer on http://127.0.0.1:P/ until Ctrl+C; ``--save-html PATH`` writes a shareable,
-self-contained HTML file instead (an existing one is replaced only with ``--overwrite``).
-Unreadable files are all named in one error line (or skipped with ``--skip-bad``).
+``skastro explore DATA [--model M ...] [--metadata CSV] [--port P]`` reads DATA with the loader
+its kind calls for, embeds it with each fitted model M (the raw pixels without one; repeat
+--model to compare several) and serves the explorer on http://127.0.0.1:P/ until Ctrl+C;
+``--save-html PATH`` writes a shareable, self-contained HTML file of the view chosen by
+--projection, --dims and --clustering (one plot per model, side by side) instead. A model
+fitted with ``skastro fit --stretch`` sees its images stretched the same way. The labels given
+in the app are saved to ``<DATA>.labels.csv`` beside the data (or --labels). An existing HTML
+file is replaced only with ``--overwrite``; unreadable files are all named in one error line
+(or skipped with ``--skip-bad``).
 """
 
 # All that lives here is reading the inputs; the rest is Explorer.
@@ -18,6 +22,10 @@ import numpy as np
 from skastro.commands._data import add_data_arguments, describe_error
 from skastro.commands._errors import CommandError, reports_errors
 from skastro.commands._output import check_output_file
+from skastro.commands._preprocessing import add_stretch_argument
+
+PROJECTIONS = ("pca", "tsne", "umap", "none")
+CLUSTERINGS = ("none", "kmeans", "hdbscan", "spectral")
 
 # Metadata columns that may hold the images' ids, tried in this order to align rows by id.
 _ID_COLUMNS = ("id", "ids", "objid", "object_id", "identifier", "filename", "name")
@@ -39,8 +47,10 @@ def add_arguments(parser):
     parser.add_argument(
         "--model",
         metavar="M",
+        action="append",
         help="fitted model that embeds the images: a folder saved by `skastro fit` or a "
-        "joblib file; without it the raw pixels are the embedding",
+        "joblib file; repeat to compare several models; without it the raw pixels are the "
+        "embedding",
     )
     parser.add_argument(
         "--metadata",
@@ -54,11 +64,35 @@ def add_arguments(parser):
         help="interface to listen on (default 127.0.0.1, this machine only; the app has no "
         "authentication)",
     )
+    add_stretch_argument(parser, saved_default=True)
     add_data_arguments(parser)
+    parser.add_argument(
+        "--labels",
+        metavar="CSV",
+        help="file the labels given in the app are saved to and read from (default: "
+        "<DATA>.labels.csv beside the data)",
+    )
+    view = parser.add_argument_group(
+        "the view opened (and exported by --save-html)",
+    )
+    view.add_argument("--projection", choices=PROJECTIONS, default=None, help="default: PCA")
+    view.add_argument("--dims", type=int, choices=(2, 3), default=2, help="2-D or 3-D")
+    view.add_argument("--clustering", choices=CLUSTERINGS, default="none")
+    view.add_argument("--n-clusters", type=int, default=8, help="kmeans and spectral")
+    view.add_argument(
+        "--min-cluster-size", type=int, default=None, help="hdbscan (default: from the data size)"
+    )
+    view.add_argument(
+        "--color-by",
+        metavar="COLUMN",
+        default=None,
+        help="colouring of the export: cluster, label, or a metadata column name",
+    )
     parser.add_argument(
         "--save-html",
         metavar="PATH",
-        help="write a self-contained HTML file of the default view and exit without serving",
+        help="write a self-contained HTML file of the chosen view (one plot per model) and "
+        "exit without serving",
     )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace the --save-html file if it exists"
@@ -142,12 +176,41 @@ def _same_values(first, second):
     )
 
 
+def _models(args):
+    """``{name: model}`` of every --model, each stretching its input as it was fitted."""
+    from skastro.commands._preprocessing import StretchedModel, resolve_stretch
+
+    models = {}
+    for path in getattr(args, "model", None) or []:
+        model = load_model(path)
+        stretch = resolve_stretch(getattr(args, "stretch", None), path, "explore")
+        # the folder (or file) name tells models of one class apart: "vicreg: VICRegEmbedder"
+        name = f"{Path(path).stem if Path(path).is_file() else Path(path).name}: "
+        name += type(model).__name__ + (f", {stretch}" if stretch is not None else "")
+        if stretch is not None:
+            model = StretchedModel(model, stretch)
+        while name in models:
+            name += "'"
+        models[name] = model
+    return models
+
+
+class _Pixels:
+    """The raw pixels as an embedding (what the explorer shows without a model)."""
+
+    def transform(self, X):
+        X = np.asarray(X, dtype=np.float32)
+        return X.reshape(len(X), -1)
+
+
 def build_explorer(args):
     """The :class:`Explorer` that parsed ``explore`` arguments describe."""
     import pandas as pd
 
+    from skastro.commands._preprocessing import NONE, StretchedModel
     from skastro.datasets import open_data
     from skastro.explorer import Explorer
+    from skastro.explorer._labels import default_label_file
 
     def report(line):
         print(line, file=sys.stderr)
@@ -171,15 +234,47 @@ def build_explorer(args):
             ]
             extra = extra.drop(columns=same)
         metadata = extra if metadata is None else metadata.join(extra, rsuffix=" (csv)")
-    estimator = load_model(args.model) if getattr(args, "model", None) else None
+    estimators = _models(args)
+    stretch = getattr(args, "stretch", None)
+    if not estimators and stretch not in (None, NONE):
+        estimators = {f"pixels ({stretch})": StretchedModel(_Pixels(), stretch)}
+    label_file = getattr(args, "labels", None) or default_label_file(args.data)
     return Explorer(
         images,
-        estimator=estimator,
+        estimator=estimators or None,
         metadata=metadata,
         labels=labels,
         ids=ids,
         band_names=bunch.get("band_names"),
+        label_file=label_file,
     )
+
+
+def view_settings(args, n_images):
+    """The :meth:`Explorer.compute` settings that --projection, --dims and --clustering ask
+    for; HDBSCAN's smallest cluster grows with the data (as in ``skastro cluster``)."""
+    from skastro.commands.cluster import default_min_cluster_size
+
+    settings = dict(n_dims=getattr(args, "dims", 2), clustering=getattr(args, "clustering", "none"))
+    projection = getattr(args, "projection", None)
+    if projection is not None:
+        settings["projection"] = projection
+    if settings["clustering"] in ("kmeans", "spectral"):
+        settings["n_clusters"] = args.n_clusters
+    if settings["clustering"] == "hdbscan":
+        settings["min_cluster_size"] = args.min_cluster_size or default_min_cluster_size(n_images)
+    return settings
+
+
+def _color_by(explorer, view, wanted):
+    """The colouring value for a --color-by name (a metadata column, cluster or label)."""
+    if wanted is None:
+        return None
+    for value, label in explorer.color_options(view):
+        if wanted in (value, label):
+            return value
+    names = ", ".join(label for _, label in explorer.color_options(view))
+    raise ValueError(f"--color-by {wanted!r} is not a colouring of this view; choose {names}")
 
 
 @reports_errors("explore")
@@ -200,12 +295,15 @@ def run(args):
         raise CommandError(f"--port must be in 0..65535, got {args.port}", status=2)
     try:
         explorer = build_explorer(args)
+        settings = view_settings(args, len(explorer))
         if save_html:
+            views = [explorer.compute(name, **settings) for name in explorer.embedding_names]
+            color_by = _color_by(explorer, views[0], getattr(args, "color_by", None))
             # written beside the target and renamed: an existing file stays whole on failure
             path = Path(save_html)
             partial = path.with_name(f".{path.name}.partial")
             try:
-                explorer.save_html(partial)
+                explorer.save_html(partial, views=views, color_by=color_by)
                 os.replace(partial, path)
             finally:
                 partial.unlink(missing_ok=True)
@@ -213,6 +311,13 @@ def run(args):
             return 0
     except (DataLoadError, ModelFormatError, FileNotFoundError, KeyError, ValueError) as exc:
         raise CommandError(describe_error(exc, args.skip_bad), status=2) from exc
+    try:
+        # the view the app opens with: the first model's, as the options ask
+        explorer.compute(explorer.embedding_names[0], **settings)
+    except ValueError as exc:
+        raise CommandError(str(exc), status=2) from exc
+    if explorer.label_file is not None:
+        print(f"labels you give in the app are saved to {explorer.label_file}")
     try:
         explorer.serve(host=args.host, port=args.port)
     except OSError as exc:  # the port is taken, or the host is not an address of this machine

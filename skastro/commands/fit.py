@@ -10,6 +10,9 @@ status 130; the same command with --resume continues from it. --epochs is the TO
 epochs: with --resume, training continues until the model has been trained for --epochs
 epochs in all (so --resume with a larger --epochs also extends a finished fit). A loss that
 becomes NaN or infinite stops training with an error and keeps the last good checkpoint.
+--stretch asinh trains on images scaled as skastro.ImageScaler(stretch="asinh") does and
+records it in MODEL_DIR/preprocessing.json, which embed and explore apply too. The loss
+curves go to MODEL_DIR/history.png, and for an autoencoder, reconstructions.png.
 
 Nothing already in MODEL_DIR is lost to a failed fit: training runs in a temporary folder
 beside it, which replaces MODEL_DIR in one rename once the model is saved. With --overwrite,
@@ -31,7 +34,9 @@ from pathlib import Path
 
 from skastro.commands._data import add_data_arguments
 from skastro.commands._errors import CommandError, reports_errors
+from skastro.commands._figures import FIT_FIGURES, write_fit_figures
 from skastro.commands._output import replace_folder
+from skastro.commands._preprocessing import PREPROCESSING_FILE, add_stretch_argument
 
 CHECKPOINT_DIR = "checkpoint"
 EXIT_INTERRUPTED = 130
@@ -90,6 +95,7 @@ def add_arguments(parser):
         "replaced only once the new model is saved)",
     )
     parser.add_argument("--quiet", action="store_true", help="do not print the epoch table")
+    add_stretch_argument(parser)
     add_data_arguments(parser)
 
 
@@ -248,6 +254,8 @@ def _model_entries():
         s.ARRAYS_FILE,
         s.OPTIMIZER_FILE,
         s.PARTS_DIR,
+        PREPROCESSING_FILE,
+        *FIT_FIGURES,
         f"{CHECKPOINT_DIR}.old",
         f"{CHECKPOINT_DIR}.tmp",
     }
@@ -466,6 +474,7 @@ def _train(args, guard, cls, estimator, data, out, staging, previous, info):
     shape = "x".join(str(s) for s in images.shape[1:])
     skipped = f", {len(data.skipped)} unreadable file(s) skipped" if data.skipped else ""
     print(f"read {len(images)} images of shape {shape} ({data.kind}) from {args.data}{skipped}")
+    images = _stretched(images, args, out, staging)
 
     saved_params = {"callbacks": None, "verbose": user_verbose}
     callbacks = [("checkpoint", _make_checkpoint_callback(train_checkpoints, saved_params, guard))]
@@ -543,6 +552,8 @@ def _train(args, guard, cls, estimator, data, out, staging, previous, info):
         return EXIT_INTERRUPTED
 
     estimator.set_params(**saved_params)
+    # drawn into the staging folder, so they arrive with the model and never alone
+    figures = write_fit_figures(estimator, images, staging)
     with guard.shield(reraise=False):
         # the new model is complete in the staging folder before `out` changes at all
         estimator.save(staging)
@@ -550,6 +561,8 @@ def _train(args, guard, cls, estimator, data, out, staging, previous, info):
     loss = net.history[-1].get("train_loss")
     loss_text = f", final train_loss {loss:.4g}" if isinstance(loss, float) else ""
     print(f"saved {cls.__name__} trained for {completed} epochs{loss_text} to {out}")
+    if figures:
+        print(f"wrote {' and '.join(figures)} to {out}")
     print(f"embed images with: skastro embed {out} DATA --out embeddings.npz")
     return 0
 
@@ -558,6 +571,26 @@ def _open(args):
     from skastro.commands._data import open_images
 
     return open_images(args)
+
+
+def _stretched(images, args, out, staging):
+    """The images as the model trains on them (``--stretch``), recorded in the staging
+    folder that becomes MODEL_DIR (``out`` itself is not touched here)."""
+    from skastro.commands._preprocessing import read_stretch, stretch_images, write_stretch
+
+    stretch = None if args.stretch == "none" else args.stretch
+    if args.resume:
+        saved = read_stretch(out)
+        if args.stretch is not None and stretch != saved:
+            raise UsageError(
+                f"--resume continues a fit made with --stretch {saved or 'none'}, not "
+                f"{args.stretch}; drop --stretch or start afresh with --overwrite"
+            )
+        stretch = saved
+    write_stretch(staging, stretch)
+    if stretch is not None:
+        print(f"scaling every image with the {stretch} stretch (skastro.ImageScaler)")
+    return stretch_images(images, stretch)
 
 
 def _check_resumable(info, cls, params):

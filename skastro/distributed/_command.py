@@ -57,6 +57,24 @@ def _error(message):
     print(f"skastro embed: error: {message}", file=sys.stderr)
 
 
+def _model_with_stretch(args):
+    """What the workers embed with, and the device to ask for: the model folder itself, or
+    (a model fitted with ``skastro fit --stretch``, or --stretch given) a pipeline that
+    stretches the images first, on the device asked for."""
+    from skastro.commands._preprocessing import resolve_stretch, stretch_images
+
+    stretch = resolve_stretch(getattr(args, "stretch", None), args.model_dir, "embed")
+    if stretch is None:
+        return args.model_dir, args.device
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from skastro.serialization import load
+
+    scaler = FunctionTransformer(stretch_images, kw_args={"stretch": stretch})
+    return make_pipeline(scaler, load(args.model_dir, device=args.device)), None
+
+
 def run_embed(args):
     """Run ``skastro embed MODEL DATA --out FOLDER --scheduler ...``; returns the exit status.
 
@@ -84,8 +102,9 @@ def run_embed(args):
     from skastro.distributed._embed import embed_to_parquet
 
     try:
+        model, device = _model_with_stretch(args)
         summary = embed_to_parquet(
-            args.model_dir,
+            model,
             args.data,
             out,
             scheduler=args.scheduler,
@@ -94,7 +113,7 @@ def run_embed(args):
             key=args.key,
             id_key=args.id_key,
             skip_bad=args.skip_bad,
-            device=args.device,
+            device=device,
             overwrite=args.overwrite,
         )
     except DataLoadError as exc:

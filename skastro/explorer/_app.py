@@ -18,6 +18,7 @@ from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash._utils import to_json
 from dash.exceptions import PreventUpdate
 
+from skastro.explorer import _anomaly_view as av
 from skastro.explorer import _callbacks as cb
 from skastro.explorer._compute import CLUSTER_SPACES, CLUSTERINGS, PROJECTIONS
 from skastro.explorer._plotlyjs import bundle_source
@@ -32,6 +33,8 @@ _CSS = """
 body { margin: 0; font-family: system-ui, -apple-system, "Segoe UI", sans-serif; font-size: 14px;
        color: #222; background: #f4f5f7; }
 .explorer { display: grid; grid-template-columns: 270px minmax(0, 1fr) 380px; height: 100vh; }
+/* each column scrolls on its own: the page itself never does */
+html, body { height: 100%; overflow: hidden; }
 .column { overflow-y: auto; padding: 12px; }
 .left { background: #fff; border-right: 1px solid #ddd; }
 .right { background: #fff; border-left: 1px solid #ddd; }
@@ -56,7 +59,8 @@ button.secondary { padding: 5px 10px; border: 1px solid #1f6feb; border-radius: 
 .toolbar { display: flex; align-items: center; gap: 10px; padding: 4px 4px 8px; flex-wrap: wrap; }
 .toolbar .color-by { width: 220px; }
 .graph { flex: 1; min-height: 0; background: #fff; border: 1px solid #ddd; border-radius: 4px; }
-.instance-controls { display: grid; grid-template-columns: 1fr 1.4fr 56px; gap: 6px; }
+.instance-controls { display: grid; grid-template-columns: 1fr 1.4fr 76px; gap: 0 6px;
+                     align-items: end; }
 .instance-image { display: block; margin: 10px auto; width: 192px; height: 192px;
                   object-fit: contain; image-rendering: pixelated; background: #000; }
 table.record { border-collapse: collapse; width: 100%; font-size: 12px; }
@@ -72,6 +76,45 @@ button.thumb img { width: 72px; height: 72px; object-fit: contain; image-renderi
                    background: #000; display: block; margin: auto; }
 .thumb-caption { font-size: 10px; color: #444; overflow: hidden; text-overflow: ellipsis;
                  white-space: nowrap; max-width: 100px; }
+.instance-controls label.field { margin: 0 0 2px; font-size: 12px; }
+.centre-view label { margin-right: 4px; padding: 3px 10px; border: 1px solid #1f6feb;
+                     border-radius: 4px; cursor: pointer; color: #1f6feb; }
+.centre-view input { display: none; }
+.centre-view label:has(input:checked) { background: #1f6feb; color: #fff !important; }
+.panel { flex: 1; min-height: 0; display: flex; flex-direction: column; }
+.anomalies { overflow-y: auto; background: #fff; border: 1px solid #ddd; border-radius: 4px;
+             padding: 8px 10px; }
+.anomaly-top { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1.2fr); gap: 10px; }
+.anomaly-controls { display: flex; gap: 4px 14px; align-items: flex-end; flex-wrap: wrap; }
+.anomaly-controls .rank-by { width: 240px; }
+.gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(112px, 1fr));
+           gap: 8px; margin-top: 8px; }
+.gallery-card { border: 1px solid #ddd; border-radius: 4px; padding: 3px; background: #fafafa; }
+button.gallery-image { padding: 0; border: 0; background: none; cursor: pointer; width: 100%; }
+button.gallery-image img { width: 100%; aspect-ratio: 1; object-fit: contain; display: block;
+                           image-rendering: pixelated; background: #000; }
+.gallery-caption { display: flex; justify-content: space-between; font-size: 11px; gap: 4px; }
+.gallery-caption .rank { font-weight: 600; white-space: nowrap; }
+.gallery-id { color: #555; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.badge { font-size: 10px; color: #fff; border-radius: 3px; padding: 0 4px; margin: 2px 0;
+         text-align: center; overflow: hidden; white-space: nowrap; text-overflow: ellipsis; }
+.gallery-buttons { display: flex; gap: 3px; }
+button.mini { flex: 1; font-size: 10px; padding: 2px 0; border-radius: 3px; cursor: pointer;
+              background: #fff; }
+button.mini.yes { border: 1px solid #2ca02c; color: #2ca02c; }
+button.mini.no { border: 1px solid #d62728; color: #d62728; }
+.label-box { border: 1px solid #ddd; border-radius: 4px; padding: 6px 8px; margin: 8px 0;
+             background: #fafafa; }
+.label-buttons { display: flex; gap: 6px; flex-wrap: wrap; margin-top: 6px; }
+.label-buttons button { padding: 4px 8px; border-radius: 4px; cursor: pointer; background: #fff;
+                        border: 1px solid #888; }
+.label-buttons .yes { border-color: #2ca02c; color: #2ca02c; }
+.label-buttons .no { border-color: #d62728; color: #d62728; }
+.label-buttons input { width: 110px; padding: 3px 5px; border: 1px solid #ccc;
+                       border-radius: 4px; }
+/* the hover card never takes the pointer, and hides while a box or lasso is drawn */
+.dash-tooltip, .dcc-tooltip-bounding-box { pointer-events: none; }
+body.dragging .dcc-tooltip-bounding-box, body.dragging .dash-tooltip { display: none !important; }
 """
 
 _INDEX = (
@@ -93,6 +136,7 @@ _INDEX = (
 {%scripts%}
 {%renderer%}
 <script>{plotly_loader}</script>
+<script>{drag_watch}</script>
 </footer>
 </body>
 </html>
@@ -118,6 +162,19 @@ _PLOTLY_LOADER = """
   };
   document.head.appendChild(script);
 })();
+"""
+
+# While a box or lasso (or a zoom box) is drawn on the scatter, the hover card is hidden (CSS
+# on body.dragging), so that it never covers the area being selected.
+_DRAG_WATCH = """
+document.addEventListener('mousedown', function (e) {
+  if (e.target.closest && e.target.closest('#scatter .draglayer')) {
+    document.body.classList.add('dragging');
+  }
+}, true);
+document.addEventListener('mouseup', function () {
+  document.body.classList.remove('dragging');
+}, true);
 """
 
 _RING_SCRIPT = """
@@ -280,6 +337,16 @@ def _centre_column(explorer, view, figure):
         [
             html.Div(
                 [
+                    dcc.RadioItems(
+                        id="centre-view",
+                        options=[
+                            {"label": "Map", "value": "map"},
+                            {"label": "Anomalies", "value": "anomalies"},
+                        ],
+                        value="map",
+                        inline=True,
+                        className="centre-view",
+                    ),
                     html.Span("Colour by"),
                     dcc.Dropdown(
                         id="color-by",
@@ -297,27 +364,97 @@ def _centre_column(explorer, view, figure):
                 ],
                 className="toolbar",
             ),
-            dcc.Graph(
-                id="scatter",
-                figure=figure,
-                className="graph",
-                style={"height": "100%"},
-                clear_on_unhover=True,
-                config={
-                    "displaylogo": False,
-                    "scrollZoom": True,
-                    # The camera icon saves a PNG of the current view (the "screenshot").
-                    "toImageButtonOptions": {
-                        "format": "png",
-                        "filename": "skastro-explorer",
-                        "scale": 2,
+            html.Div(
+                dcc.Graph(
+                    id="scatter",
+                    figure=figure,
+                    className="graph",
+                    style={"height": "100%"},
+                    clear_on_unhover=True,
+                    config={
+                        "displaylogo": False,
+                        "scrollZoom": True,
+                        # The camera icon saves a PNG of the current view (the "screenshot").
+                        "toImageButtonOptions": {
+                            "format": "png",
+                            "filename": "skastro-explorer",
+                            "scale": 2,
+                        },
                     },
-                },
+                ),
+                id="map-panel",
+                className="panel",
             ),
+            _anomaly_panel(explorer),
             dcc.Tooltip(id="tooltip", direction="right"),
             dcc.Store(id="view-key", data=view.key),
         ],
         className="centre",
+    )
+
+
+def _anomaly_panel(explorer):
+    rank_options = [{"label": label, "value": value} for value, label in explorer.rank_options()]
+    controls = html.Div(
+        [
+            html.Div(
+                [
+                    html.Div(
+                        [
+                            html.Label("Rank by", className="field"),
+                            dcc.Dropdown(
+                                id="rank-by",
+                                options=rank_options,
+                                value=rank_options[0]["value"],
+                                clearable=False,
+                                className="rank-by",
+                            ),
+                        ]
+                    ),
+                    html.Div(
+                        [
+                            html.Label("Images shown", className="field"),
+                            dcc.Input(
+                                id="gallery-size",
+                                type="number",
+                                value=av.GALLERY_SIZE,
+                                min=1,
+                                max=av.MAX_GALLERY_SIZE,
+                                debounce=True,
+                                className="field-input",
+                                style={"width": "80px"},
+                            ),
+                        ]
+                    ),
+                    dcc.Checklist(
+                        id="gallery-options",
+                        options=[
+                            {"label": "re-rank from my labels", "value": "rerank"},
+                            {"label": "show labelled images", "value": "labelled"},
+                        ],
+                        value=["rerank"],
+                        inline=True,
+                        className="radio",
+                    ),
+                ],
+                className="anomaly-controls",
+            ),
+            html.P(id="ranking-summary", className="hint"),
+        ]
+    )
+    rank_plot = dcc.Graph(
+        id="rank-change",
+        style={"height": "230px"},
+        config={"displaylogo": False, "displayModeBar": False},
+    )
+    return html.Div(
+        [
+            html.Div([controls, rank_plot], className="anomaly-top"),
+            dcc.Loading(html.Div(id="gallery", className="gallery"), type="dot"),
+        ],
+        id="anomaly-panel",
+        className="panel anomalies",
+        style={"display": "none"},
     )
 
 
@@ -327,11 +464,15 @@ def _right_column(explorer):
         {"label": "RGB composite" if band == "rgb" else explorer.band_names[band], "value": band}
         for band in thumbnails.band_options()
     ]
+    where = explorer.label_file.name if explorer.label_file is not None else "memory only"
     return html.Div(
         [
             html.H2("Instance"),
             html.Div(
                 [
+                    html.Label("Stretch", className="field", htmlFor="stretch"),
+                    html.Label("Band", className="field", htmlFor="band"),
+                    html.Label("Neighbours", className="field", htmlFor="k"),
                     dcc.Dropdown(
                         id="stretch", options=list(STRETCHES), value="asinh", clearable=False
                     ),
@@ -356,6 +497,51 @@ def _right_column(explorer):
                 className="instance-controls",
             ),
             html.Div(
+                [
+                    html.Div(
+                        [
+                            html.Strong("Label "),
+                            dcc.RadioItems(
+                                id="label-target",
+                                options=[
+                                    {"label": "the image shown", "value": "image"},
+                                    {"label": "the selection", "value": "selection"},
+                                ],
+                                value="image",
+                                inline=True,
+                                className="radio",
+                                style={"display": "inline"},
+                            ),
+                        ]
+                    ),
+                    html.Div(
+                        [
+                            html.Button(
+                                "✓ Interesting", id="label-interesting", className="yes", n_clicks=0
+                            ),
+                            html.Button(
+                                "✗ Not interesting",
+                                id="label-not-interesting",
+                                className="no",
+                                n_clicks=0,
+                            ),
+                            dcc.Input(
+                                id="label-class",
+                                type="text",
+                                placeholder="class name",
+                                debounce=False,
+                                maxLength=60,
+                            ),
+                            html.Button("Set class", id="label-class-apply", n_clicks=0),
+                            html.Button("Clear", id="label-clear", n_clicks=0),
+                        ],
+                        className="label-buttons",
+                    ),
+                    html.Div(f"Labels are saved to {where}.", id="label-status", className="hint"),
+                ],
+                className="label-box",
+            ),
+            html.Div(
                 html.P(
                     "Click a point to see its image, metadata and similar images.", className="hint"
                 ),
@@ -363,6 +549,7 @@ def _right_column(explorer):
             ),
             dcc.Store(id="selected-index"),
             dcc.Store(id="ring-drawn"),
+            dcc.Store(id="labels-version", data=0),
         ],
         className="column right",
     )
@@ -489,7 +676,7 @@ def build_app(explorer):
     plotly_url = _serve_plotly(app)
     app.index_string = _INDEX.replace(
         "{plotly_loader}", _PLOTLY_LOADER.replace("PLOTLY_URL", plotly_url)
-    )
+    ).replace("{drag_watch}", _DRAG_WATCH)
     app.layout = html.Div(
         [
             _left_column(explorer, view),
@@ -637,10 +824,13 @@ def build_app(explorer):
         Output("scatter", "figure"),
         Input("view-key", "data"),
         Input("color-by", "value"),
+        Input("labels-version", "data"),
         State("selected-index", "data"),
         prevent_initial_call=True,
     )
-    def scatter(view_key, color_by, selected):
+    def scatter(view_key, color_by, _labels_version, selected):
+        if ctx.triggered_id == "labels-version" and color_by != "user-label":
+            raise PreventUpdate  # only the "your labels" colouring shows the labels
         return cb.figure_for(explorer, view_key, color_by, selected)
 
     @app.callback(
@@ -648,17 +838,25 @@ def build_app(explorer):
         Output("selected-index", "data"),
         Input("scatter", "clickData"),
         Input({"type": "neighbour", "index": ALL}, "n_clicks"),
+        Input({"type": "gallery", "index": ALL}, "n_clicks"),
+        Input("rank-change", "clickData"),
         Input("stretch", "value"),
         Input("band", "value"),
         Input("k", "value"),
         Input("view-key", "data"),
+        Input("labels-version", "data"),
         State("selected-index", "data"),
         prevent_initial_call=True,
     )
-    def instance(click_data, _neighbour_clicks, stretch, band, k, view_key, current):
+    def instance(
+        click_data, _neighbour_clicks, _gallery_clicks, rank_click, stretch, band, k, view_key,
+        _labels_version, current,
+    ):  # fmt: skip
         trigger = ctx.triggered_id
         if trigger == "scatter":
             index = cb.clicked_index(click_data)
+        elif trigger == "rank-change":
+            index = cb.clicked_index(rank_click)
         elif isinstance(trigger, dict):
             # New neighbour buttons also fire this with n_clicks 0: only a real click counts.
             if not ctx.triggered[0]["value"]:
@@ -670,6 +868,69 @@ def build_app(explorer):
         if index is None or not 0 <= index < len(explorer):
             raise PreventUpdate
         return cb.show_instance(explorer, view_key, index, stretch, band, k)
+
+    @app.callback(
+        Output("map-panel", "style"),
+        Output("anomaly-panel", "style"),
+        Input("centre-view", "value"),
+        prevent_initial_call=True,
+    )
+    def centre_view(value):
+        hidden = {"display": "none"}
+        return (hidden, {}) if value == "anomalies" else ({}, hidden)
+
+    @app.callback(
+        Output("labels-version", "data"),
+        Output("label-status", "children"),
+        Input("label-interesting", "n_clicks"),
+        Input("label-not-interesting", "n_clicks"),
+        Input("label-class-apply", "n_clicks"),
+        Input("label-class", "n_submit"),
+        Input("label-clear", "n_clicks"),
+        Input({"type": "gallery-label", "index": ALL, "label": ALL}, "n_clicks"),
+        State("label-target", "value"),
+        State("label-class", "value"),
+        State("selected-index", "data"),
+        State("scatter", "selectedData"),
+        prevent_initial_call=True,
+    )
+    def label(*args):
+        target, class_name, selected, selected_data = args[-4:]
+        trigger = ctx.triggered_id
+        if isinstance(trigger, dict):
+            # New gallery buttons also fire this with n_clicks 0: only a real click counts.
+            if not ctx.triggered[0]["value"]:
+                raise PreventUpdate
+            indices, label = [trigger["index"]], trigger["label"]
+        else:
+            label = av.label_from_action(trigger, class_name)
+            if trigger in ("label-class", "label-class-apply") and label is None:
+                return no_update, "Type a class name first."
+            if target == "selection":
+                indices = cb.selected_indices(selected_data)
+            else:
+                index = cb.selected_index(selected)
+                indices = [] if index is None else [index]
+        return explorer._label_store.version, av.apply_label(explorer, indices, label)
+
+    @app.callback(
+        Output("gallery", "children"),
+        Output("rank-change", "figure"),
+        Output("ranking-summary", "children"),
+        Input("centre-view", "value"),
+        Input("rank-by", "value"),
+        Input("gallery-options", "value"),
+        Input("gallery-size", "value"),
+        Input("labels-version", "data"),
+        Input("view-key", "data"),
+        Input("stretch", "value"),
+        Input("band", "value"),
+        prevent_initial_call=True,
+    )
+    def anomaly_gallery(centre, rank_by, options, count, _labels_version, view_key, stretch, band):
+        if centre != "anomalies":
+            raise PreventUpdate  # computed when shown
+        return av.gallery(explorer, view_key, rank_by, options, count, stretch, band)
 
     # Moves the ring in the browser once the panel has been painted (see show_instance).
     app.clientside_callback(
@@ -707,11 +968,17 @@ def build_app(explorer):
         Output("tooltip", "bbox"),
         Output("tooltip", "children"),
         Input("scatter", "hoverData"),
+        Input("scatter", "selectedData"),
         State("stretch", "value"),
         State("band", "value"),
         prevent_initial_call=True,
     )
-    def tooltip(hover_data, stretch, band):
+    def tooltip(hover_data, _selected_data, stretch, band):
+        if "scatter.selectedData" in ctx.triggered_prop_ids:
+            # a box or lasso has just been drawn (plotly reports the hover under the mouse in
+            # the same update): the card must not cover the selection
+            return False, no_update, no_update
+
         def url(index):
             query = f"?stretch={stretch}&band={band}&size={cb.TOOLTIP_IMAGE_SIZE}"
             return app.get_relative_path(f"{THUMBNAIL_ROUTE}{index}.png") + query

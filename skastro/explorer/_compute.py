@@ -413,7 +413,8 @@ class NeighbourIndex:
     def similar(self, index, clusters=None, k=6):
         """The k nearest points in the same cluster and the k nearest in other clusters.
 
-        Noise points (cluster -1) count as one group of their own.
+        Noise points (cluster -1) count as one group of their own for ``same`` and are
+        never in ``other``.
 
         Parameters
         ----------
@@ -442,8 +443,11 @@ class NeighbourIndex:
         everyone = np.arange(len(self.embedding))
         if clusters is None:
             return self._nearest(index, distances, everyone, k), np.empty(0, dtype=np.int64)
-        in_cluster = np.asarray(clusters) == clusters[index]
+        clusters = np.asarray(clusters)
+        in_cluster = clusters == clusters[index]
+        # noise belongs to no cluster: it is never offered as "from other clusters"
+        elsewhere = ~in_cluster & (clusters >= 0)
         return (
             self._nearest(index, distances, everyone[in_cluster], k),
-            self._nearest(index, distances, everyone[~in_cluster], k),
+            self._nearest(index, distances, everyone[elsewhere], k),
         )

@@ -10,12 +10,18 @@ from skastro._images import as_nchw
 from skastro.explorer._compute import NeighbourIndex, ViewSpec, compute_view
 from skastro.explorer._figure import build_figure, is_categorical
 from skastro.explorer._jobs import Jobs
+from skastro.explorer._labels import LabelStore
+from skastro.explorer._ranking import knn_anomaly_score, rerank
 from skastro.explorer._thumbnails import ThumbnailRenderer
 
 _LOCALHOSTS = ("127.0.0.1", "localhost", "::1")
 # Computed views kept for the browser: each is a few floats per point, so dozens are cheap,
 # but a long session of recomputations must not grow without bound.
 _MAX_VIEWS = 32
+# Rank-by value of the kNN outlier score in the embedding shown.
+KNN_SCORE = "knn"
+# Metadata columns that hold the images' ids (not shown twice in the instance panel).
+_ID_NAMES = ("id", "ids", "objid", "object_id", "identifier", "filename", "name")
 
 
 def _check_embedding(name, embedding, n_images):
@@ -82,6 +88,11 @@ class Explorer:
         Images per ``estimator.transform`` call.
     random_state : int, default=0
         Seed of PCA, t-SNE, UMAP and the clusterers.
+    label_file : str or path-like, default=None
+        CSV file where the labels you give in the app (interesting, not interesting or a
+        class name) are saved after every change, and loaded from when it exists; None
+        keeps them in memory only. ``skastro explore`` uses ``<data>.labels.csv`` beside
+        the data.
 
     Attributes
     ----------
@@ -136,6 +147,7 @@ class Explorer:
         band_names=None,
         batch_size=1024,
         random_state=0,
+        label_file=None,
     ):
         self._raw_images = images if hasattr(images, "shape") else np.asarray(images)
         self.images = as_nchw(self._raw_images)
@@ -207,6 +219,9 @@ class Explorer:
         self._views = collections.OrderedDict()
         self._current_key = None
         self._jobs = Jobs(self._compute_spec)
+        self._label_store = LabelStore(self.ids, label_file)
+        self._anomaly_scores = {}
+        self._rankings = {}
 
     def __len__(self):
         return len(self.images)
@@ -365,7 +380,8 @@ class Explorer:
         -------
         same, other : ndarray of int
             Indices, nearest first, of images in the same cluster and in other clusters
-            (``other`` is empty without clustering). Noise points (-1) form their own group.
+            (``other`` is empty without clustering). Noise points (-1) form their own group
+            in ``same`` and never appear in ``other``.
         """
         view = self.view if view is None else view
         index = int(index)
@@ -373,6 +389,109 @@ class Explorer:
             raise IndexError(f"index {index} out of range [0, {len(self)})")
         k = self.n_neighbors if k is None else int(k)
         return self._neighbour_index(view.spec.embedding).similar(index, view.clusters, k)
+
+    # -- labels and anomalies -----------------------------------------------------------------
+
+    @property
+    def label_file(self):
+        """The CSV file the labels are saved to, or None (kept in memory)."""
+        return self._label_store.path
+
+    @property
+    def user_labels(self):
+        """The labels given in the app (or :meth:`set_label`), ``""`` for none; shape (n,)."""
+        return self._label_store.labels()
+
+    def set_label(self, indices, label):
+        """Label images and save the labels file at once.
+
+        Parameters
+        ----------
+        indices : int or array-like of int
+        label : str or None
+            ``"interesting"``, ``"not interesting"``, any class name, or None (or ``""``)
+            to remove the label.
+
+        Returns
+        -------
+        int
+            How many images changed label.
+        """
+        return self._label_store.set(indices, label)
+
+    def rank_options(self):
+        """Scores the anomaly gallery can rank by, as ``(value, label)`` pairs: the kNN
+        outlier score in the embedding, then every numeric metadata column."""
+        options = [(KNN_SCORE, "kNN outlier score")]
+        if self.metadata is not None:
+            for i, column in enumerate(self.metadata.columns):
+                values = self.metadata[column]
+                if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+                    options.append((f"meta:{i}", str(column)))
+        return options
+
+    def anomaly_score(self, rank_by=KNN_SCORE, embedding=None):
+        """The score the gallery ranks by (higher = more anomalous).
+
+        Parameters
+        ----------
+        rank_by : str, default="knn"
+            ``"knn"``: the mean distance to the 5 nearest neighbours in the embedding (the
+            negative :meth:`skastro.KNNOutlierDetector.score_samples`), computed once per
+            embedding; ``"meta:<column number>"``: a numeric metadata column as it is
+            (missing values rank last).
+        embedding : str, default=None
+            Default the embedding of the current view.
+        """
+        if isinstance(rank_by, str) and rank_by.startswith("meta:") and self.metadata is not None:
+            try:
+                column = self.metadata.iloc[:, int(rank_by[5:])]
+            except (ValueError, IndexError) as exc:
+                raise KeyError(f"no score {rank_by!r}") from exc
+            values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+            return np.where(np.isfinite(values), values, -np.inf)
+        if rank_by != KNN_SCORE:
+            raise KeyError(f"no score {rank_by!r}; choose one of {self.rank_options()}")
+        name = self.view.spec.embedding if embedding is None else str(embedding)
+        with self._lock:
+            cached = self._anomaly_scores.get(name)
+        if cached is None:
+            cached = knn_anomaly_score(self.get_embedding(name))
+            with self._lock:
+                self._anomaly_scores[name] = cached
+        return cached
+
+    def ranking(self, rank_by=KNN_SCORE, embedding=None, use_labels=True):
+        """The anomaly ranking, re-ranked from the labels (see :func:`rerank`).
+
+        Parameters
+        ----------
+        rank_by : str, default="knn"
+            As in :meth:`anomaly_score`.
+        embedding : str, default=None
+            The embedding the light model learns on; default the current view's.
+        use_labels : bool, default=True
+            False ranks by the score alone.
+
+        Returns
+        -------
+        Ranking
+            ``order`` (indices, most anomalous first), ``before`` and ``after`` (each
+            image's rank without and with the labels), ``model`` (what re-ranked it).
+        """
+        name = self.view.spec.embedding if embedding is None else str(embedding)
+        score = self.anomaly_score(rank_by, name)
+        labels = self.user_labels if use_labels else np.full(len(self), "", dtype=object)
+        key = (name, rank_by, self._label_store.version if use_labels else -1)
+        with self._lock:
+            cached = self._rankings.get(key)
+        if cached is None:
+            cached = rerank(self.get_embedding(name), score, labels, random_state=self.random_state)
+            with self._lock:
+                if len(self._rankings) > 8:
+                    self._rankings.clear()
+                self._rankings[key] = cached
+        return cached
 
     # -- background jobs ----------------------------------------------------------------------
 
@@ -392,6 +511,8 @@ class Explorer:
             options.append(("cluster", "cluster"))
         if self.labels is not None:
             options.append(("label", "label"))
+        options.append(("user-label", "your labels"))
+        options.append((KNN_SCORE, "kNN outlier score"))
         if self.metadata is not None:
             options += [(f"meta:{i}", str(c)) for i, c in enumerate(self.metadata.columns)]
         return options
@@ -410,6 +531,11 @@ class Explorer:
         if color_by == "label" and self.labels is not None:
             kind = "categorical" if is_categorical(self.labels) else "continuous"
             return self.labels, kind, "label"
+        if color_by == "user-label":
+            labels = self.user_labels
+            return np.where(labels == "", "unlabelled", labels), "categorical", "your labels"
+        if color_by == KNN_SCORE:
+            return self.anomaly_score(KNN_SCORE, view.spec.embedding), "continuous", "kNN score"
         if isinstance(color_by, str) and color_by.startswith("meta:") and self.metadata is not None:
             try:
                 column = self.metadata.iloc[:, int(color_by[5:])]
@@ -455,6 +581,8 @@ class Explorer:
         view = self.view if view is None else view
         index = int(index)
         record = [("id", self.ids[index]), ("index", str(index))]
+        label = self._label_store.get(index)
+        record.append(("your label", label if label is not None else "none"))
         if self.labels is not None:
             record.append(("label", _format_value(self.labels[index])))
         if view.clusters is not None:
@@ -464,7 +592,11 @@ class Explorer:
         record.append(("shape", "x".join(str(s) for s in shape)))
         if self.metadata is not None:
             row = self.metadata.iloc[index]
-            record += [(str(column), _format_value(value)) for column, value in row.items()]
+            for column, value in row.items():
+                # an id column (from the loader or a --metadata CSV) repeats the id above
+                if str(column).lower() in _ID_NAMES and str(value) == self.ids[index]:
+                    continue
+                record.append((str(column), _format_value(value)))
         return record
 
     def thumbnail(self, index, *, stretch="asinh", band=None, size=64):
@@ -511,22 +643,27 @@ class Explorer:
         self,
         path,
         *,
+        views=None,
         color_by=None,
         thumbnail_size=48,
         max_thumbnails=10000,
         stretch="asinh",
         band=None,
     ):
-        """Write the current view as one self-contained HTML file with hover thumbnails.
+        """Write views as one self-contained HTML file with hover thumbnails.
 
         plotly.js and the thumbnails are embedded, so the file opens anywhere without a
-        server or a network connection.
+        server or a network connection. The hover card shows the image, its id and what it
+        is coloured by (its cluster, class or value).
 
         Parameters
         ----------
         path : str or path-like
+        views : list of View, default=None
+            The views to show, side by side (two per row): e.g. one per embedding, from
+            :meth:`compute`. Default the current view.
         color_by : str, default=None
-            As in :meth:`figure`.
+            As in :meth:`figure`; default each view's own (cluster, else label).
         thumbnail_size : int, default=48
             Longer side of the hover thumbnails in pixels.
         max_thumbnails : int, default=10000
@@ -545,6 +682,7 @@ class Explorer:
         return write_html(
             self,
             path,
+            views=views,
             color_by=color_by,
             thumbnail_size=thumbnail_size,
             max_thumbnails=max_thumbnails,

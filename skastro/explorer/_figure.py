@@ -46,6 +46,13 @@ MAX_CATEGORIES = 40
 _MAX_NUMERIC_CATEGORIES = 12
 
 HIGHLIGHT_NAME = "selected point"
+# Categories drawn in grey, under the others, and listed last.
+_GREY_NAMES = ("noise", "missing", "other", "unlabelled")
+# A positive, right-skewed column (skewness above _LOG_SCALE_SKEW) whose 99th percentile is at
+# least _LOG_SCALE_RATIO times its 1st is coloured on a log scale (fluxes, sizes): on a linear
+# scale all but the brightest points would share one colour.
+_LOG_SCALE_SKEW = 1.0
+_LOG_SCALE_RATIO = 10.0
 
 
 def marker_size(n_points, n_dims=2):
@@ -84,7 +91,7 @@ def _ordered_categories(names, values, kind):
 
     def sort_key(row):
         name, value = row
-        if name in ("noise", "missing", "other"):
+        if name in _GREY_NAMES:
             return (2, 0.0, name)
         if isinstance(value, int | float | np.number) and not isinstance(value, bool):
             return (0, float(value), name)
@@ -92,6 +99,38 @@ def _ordered_categories(names, values, kind):
 
     ordered = sorted(zip(firsts["name"], firsts["value"]), key=sort_key)
     return names, [name for name, _ in ordered]
+
+
+def use_log_scale(values):
+    """Whether a numeric column is positive and skewed enough for a log colour scale.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> use_log_scale(np.logspace(0, 4, 100)), use_log_scale(np.linspace(1, 400, 100))
+    (True, False)
+    """
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if len(values) < 3 or values.min() <= 0:
+        return False
+    low, high = np.percentile(values, [1, 99])
+    spread = values.std()
+    skew = float(((values - values.mean()) ** 3).mean() / spread**3) if spread > 0 else 0.0
+    return bool(skew > _LOG_SCALE_SKEW and high / low >= _LOG_SCALE_RATIO)
+
+
+def _log_colorbar(values):
+    """Tick positions (log10) and labels (the values) for a log colour bar."""
+    low, high = np.log10(values.min()), np.log10(values.max())
+    decades = range(int(np.floor(low)), int(np.ceil(high)) + 1)
+    for mantissas in ((1, 2, 5), (1,)):
+        ticks = [
+            m * 10.0**e for e in decades for m in mantissas if low <= np.log10(m * 10.0**e) <= high
+        ]
+        if len(ticks) <= 8:
+            break
+    return [float(np.log10(t)) for t in ticks], [f"{t:.3g}" for t in ticks]
 
 
 def typed_array(values):
@@ -196,6 +235,15 @@ def build_figure(
         values = pd.to_numeric(pd.Series(color), errors="coerce").to_numpy(dtype=np.float64)
         finite = np.isfinite(values)
         index = np.flatnonzero(finite).astype(np.int32)
+        shown, colorbar = values[finite], dict(title=dict(text=color_name), thickness=14)
+        hovertemplate = color_name + "=%{marker.color:.4g}<extra></extra>"
+        if use_log_scale(shown):
+            tickvals, ticktext = _log_colorbar(shown)
+            shown = np.log10(shown)
+            colorbar.update(
+                title=dict(text=f"{color_name} (log scale)"), tickvals=tickvals, ticktext=ticktext
+            )
+            hovertemplate = f"log10 {color_name}=" + "%{marker.color:.3f}<extra></extra>"
         traces.append(
             _trace(
                 n_dims,
@@ -204,14 +252,14 @@ def build_figure(
                 mode="markers",
                 name=color_name,
                 showlegend=False,
-                hovertemplate=color_name + "=%{marker.color:.4g}<extra></extra>",
+                hovertemplate=hovertemplate,
                 marker=dict(
                     size=size,
-                    color=typed_array(values[finite]),
+                    color=typed_array(shown),
                     colorscale="Viridis",
                     showscale=True,
                     opacity=0.85,
-                    colorbar=dict(title=dict(text=color_name), thickness=14),
+                    colorbar=colorbar,
                 ),
             )
         )
@@ -234,7 +282,7 @@ def build_figure(
         names, categories = _ordered_categories(names, values, color_kind)
         for number, name in enumerate(categories):
             index = np.flatnonzero(names == name).astype(np.int32)
-            grey = name in ("noise", "missing", "other")
+            grey = name in _GREY_NAMES
             colour = _NOISE_COLOUR if grey else _PALETTE[number % len(_PALETTE)]
             traces.append(
                 _trace(
@@ -280,7 +328,19 @@ def build_figure(
     if n_dims == 2:
         layout.update(xaxis=dict(zeroline=False), yaxis=dict(zeroline=False))
     else:
-        layout.update(scene=dict(aspectmode="cube"))
+        # The camera stands back far enough that the cube stays inside the plot at every
+        # angle (plotly's default eye, 1.25 on each axis, crops its corners when the cube is
+        # turned), and tick labels, which say nothing about a projection, take no room.
+        axis = dict(showticklabels=False, title=dict(text=""), showspikes=False)
+        layout.update(
+            scene=dict(
+                aspectmode="cube",
+                camera=dict(eye=dict(x=1.6, y=1.6, z=1.1)),
+                xaxis=axis,
+                yaxis=axis,
+                zaxis=axis,
+            )
+        )
     return {"data": traces, "layout": layout}
 
 

@@ -38,13 +38,25 @@ def _dbcv(Z, labels):
     # underflows for close points in high dimensions, and divides by zero for duplicate points
     # or single-point clusters; all of these end as an exception or a non-finite value, which
     # the caller turns into the worst score with a warning.
+    clusters, sizes = np.unique(labels, return_counts=True)
+    if (sizes < 2).any():
+        # hdbscan's validity_index fails on these with "Invalid shape in axis 0: 0."
+        alone = ", ".join(str(c) for c in clusters[sizes < 2][:5])
+        warnings.warn(
+            f"DBCV is undefined when a cluster has a single point (cluster {alone} here): "
+            f"this candidate scores {_WORST_SCORE}, the worst",
+            UndefinedMetricWarning,
+            stacklevel=3,
+        )
+        return _WORST_SCORE
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         try:
             return float(validity_index(np.ascontiguousarray(Z, dtype=np.float64), labels))
         except (ValueError, ZeroDivisionError, FloatingPointError, IndexError) as exc:
             warnings.warn(
-                f"DBCV failed ({type(exc).__name__}: {exc}); scoring it {_WORST_SCORE}",
+                f"DBCV cannot be computed for this clustering (hdbscan: {exc}): this candidate "
+                f"scores {_WORST_SCORE}, the worst",
                 UndefinedMetricWarning,
                 stacklevel=3,
             )

@@ -59,7 +59,7 @@ def test_explore_arguments():
         "cutouts.npy", None, None, 8050, "127.0.0.1",
     )  # fmt: skip
     args = _parse(["c.h5", "--key", "images", "--model", "m", "--port", "9000", "--save-html", "o"])
-    assert (args.key, args.model, args.port, args.save_html) == ("images", "m", 9000, "o")
+    assert (args.key, args.model, args.port, args.save_html) == ("images", ["m"], 9000, "o")
 
 
 def test_align_metadata():

@@ -213,10 +213,11 @@ def test_neighbours_within_and_outside_cluster():
     for point in [0, 1, 100, *np.flatnonzero(clusters == 7)[:2]]:
         same, other = index.similar(point, clusters, k=5)
         members = np.flatnonzero(clusters == clusters[point])
-        outsiders = np.flatnonzero(clusters != clusters[point])
+        # noise belongs to no cluster: never offered as "nearest from other clusters"
+        outsiders = np.flatnonzero((clusters != clusters[point]) & (clusters >= 0))
         assert point not in same and point not in other
         assert np.all(clusters[same] == clusters[point])
-        assert np.all(clusters[other] != clusters[point])
+        assert np.all(clusters[other] != clusters[point]) and np.all(clusters[other] >= 0)
         assert list(same) == _brute_force(embedding, point, list(members), 5)
         assert list(other) == _brute_force(embedding, point, list(outsiders), 5)
     same, other = index.similar(3, None, k=4)
@@ -323,7 +324,14 @@ def test_figure_has_one_trace_per_category_and_a_ring():
 
 def test_color_options_follow_the_view(explorer):
     plain = explorer.compute()
-    assert [v for v, _ in explorer.color_options(plain)] == ["none", "label", "meta:0", "meta:1"]
+    assert [v for v, _ in explorer.color_options(plain)] == [
+        "none",
+        "label",
+        "user-label",
+        "knn",
+        "meta:0",
+        "meta:1",
+    ]
     assert explorer.default_color(plain) == "label"
     clustered = explorer.compute(clustering="kmeans", n_clusters=3)
     options, value = cb.color_dropdown(explorer, clustered.key, "label")
@@ -464,7 +472,7 @@ def test_no_callback_runs_when_the_page_loads(explorer):
     # The layout already holds what the callbacks would compute; every round trip on load
     # would delay the first render of a large scatter.
     app = explorer.make_app()
-    assert len(app._callback_list) == 9
+    assert len(app._callback_list) == 12
     assert all(callback["prevent_initial_call"] for callback in app._callback_list)
     spec = explorer.view.spec  # PCA, no clustering: only the clustering choice is shown
     assert (spec.projection, spec.clustering) == ("pca", "none")
@@ -526,6 +534,58 @@ def test_save_html_is_one_self_contained_file(tmp_path, data):
     assert (
         len(json.loads(re.search(r'"skastro-thumbnails">(.*?)</script>', few, re.S).group(1))) == 10
     )
+
+
+def test_save_html_exports_several_views_side_by_side(tmp_path, data):
+    images, embedding, _, metadata = data
+    explorer = Explorer(
+        images,
+        embedding={"first": embedding, "second": embedding[:, ::-1].copy()},
+        metadata=metadata,
+        ids=[f"id{i}" for i in range(N_IMAGES)],
+    )
+    views = [
+        explorer.compute(name, projection="pca", clustering="kmeans", n_clusters=3)
+        for name in explorer.embedding_names
+    ]
+    path = explorer.save_html(tmp_path / "two.html", views=views)
+    page = open(path, encoding="utf-8").read()
+    assert 'id="skastro-scatter"' in page and 'id="skastro-scatter-1"' in page
+    assert "repeat(2, minmax(0, 1fr))" in page
+    assert "first · PCA 2-D · KMeans" in page and "second · PCA 2-D · KMeans" in page
+    # the hover card says what a point is coloured by: here its cluster
+    colour = json.loads(re.search(r'id="skastro-scatter-colour">(.*?)</script>', page).group(1))
+    assert colour == {"kind": "cluster", "name": "cluster"}
+    # a continuous colouring carries each point's value for the card
+    column = list(metadata.columns).index("redshift")
+    explorer.save_html(tmp_path / "z.html", views=views[:1], color_by=f"meta:{column}")
+    page = open(tmp_path / "z.html", encoding="utf-8").read()
+    colour = json.loads(re.search(r'id="skastro-scatter-colour">(.*?)</script>', page).group(1))
+    assert colour["name"] == "redshift" and len(colour["values"]) == N_IMAGES
+
+
+def test_log_colour_scale_for_positive_skewed_columns():
+    from skastro.explorer._figure import use_log_scale
+
+    rng = np.random.default_rng(0)
+    flux = rng.lognormal(3, 1.5, 500)
+    assert use_log_scale(flux) and not use_log_scale(rng.uniform(0, 180, 500))
+    assert not use_log_scale(flux - flux.mean())  # not all positive
+    figure = build_figure(rng.normal(size=(500, 2)), flux, color_kind="continuous", color_name="f")
+    marker = figure["data"][0]["marker"]
+    assert marker["colorbar"]["title"]["text"] == "f (log scale)"
+    assert "1e+03" in marker["colorbar"]["ticktext"] or "1000" in marker["colorbar"]["ticktext"]
+    shown = np.frombuffer(base64.b64decode(marker["color"]["bdata"]), "<f4")
+    np.testing.assert_allclose(shown, np.log10(flux), rtol=1e-5)
+
+
+def test_three_d_camera_keeps_the_cube_in_view():
+    figure = build_figure(np.random.default_rng(0).normal(size=(50, 3)))
+    scene = figure["layout"]["scene"]
+    eye = scene["camera"]["eye"]
+    # plotly's default eye (1.25, 1.25, 1.25) crops the turned cube: stand further back
+    assert np.hypot(np.hypot(eye["x"], eye["y"]), eye["z"]) > 2.4
+    assert not scene["xaxis"]["showticklabels"]
 
 
 def test_docstring_examples_run():

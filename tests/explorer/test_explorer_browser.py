@@ -376,3 +376,113 @@ def test_saved_html_shows_thumbnails_on_hover(browser, explorer, tmp_path):
     context.close()
     assert requested == [], f"the saved HTML tried to fetch {requested}"
     assert not errors, f"JavaScript errors in the saved HTML: {errors}"
+
+
+def _open(browser, url, n_points=N_IMAGES):
+    context = browser.new_context(viewport={"width": 1400, "height": 860})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    _wait_for_points(page, n_points)
+    return context, page, errors
+
+
+def test_labelling_loop_survives_a_server_restart(browser, explorer, tmp_path):
+    """Rank by anomaly, label from the gallery and the instance panel, see the gallery
+    re-ranked; stop the server, start a new one on the same labels file: they are back."""
+    from playwright.sync_api import expect
+
+    from skastro.explorer import Explorer
+    from skastro.explorer._labels import INTERESTING, NOT_INTERESTING, LabelStore
+
+    label_file = tmp_path / "cutouts.labels.csv"
+    embedding = explorer.get_embedding()
+
+    def new_explorer():
+        return Explorer(
+            explorer.images,
+            embedding={"latent": embedding},
+            labels=explorer.labels,
+            ids=explorer.ids,
+            label_file=label_file,
+        )
+
+    first = new_explorer()
+    server = first.serve(port=0, block=False)
+    try:
+        context, page, errors = _open(browser, server.url)
+        page.get_by_text("Anomalies", exact=True).click()
+        cards = page.locator("#gallery .gallery-card")
+        expect(cards.first).to_be_visible(timeout=30_000)
+        top = [int(i) for i in cards.evaluate_all("cs => cs.map(c => c.dataset.index)")]
+        assert top == first.ranking(use_labels=False).order[: len(top)].tolist()
+        _screenshot(page, tmp_path, "08_anomaly_gallery")
+
+        # the top image is interesting, the second is not: each click saves the file at once
+        cards.nth(0).locator("button.mini.yes").click()
+        page.wait_for_function(
+            "(i) => !document.querySelector(`#gallery .gallery-card[data-index='${i}']`)",
+            arg=str(top[0]),
+            timeout=15_000,
+        )
+        assert LabelStore(first.ids, label_file).get(top[0]) == INTERESTING
+        page.locator(f"#gallery .gallery-card[data-index='{top[1]}'] button.mini.no").click()
+        expect(page.locator("#ranking-summary")).to_contain_text(
+            "from 1 interesting and 1 not interesting", timeout=15_000
+        )
+        # a class name for the image shown in the instance panel
+        page.locator(f"#gallery .gallery-card[data-index='{top[2]}'] button.gallery-image").click()
+        page.wait_for_function(
+            "(i) => document.querySelector('#instance-image')?.dataset.index === i",
+            arg=str(top[2]),
+            timeout=15_000,
+        )
+        page.fill("#label-class", "merger")
+        page.click("#label-class-apply")
+        expect(page.locator("#label-status")).to_contain_text("'merger'", timeout=15_000)
+        expect(page.locator("#instance-panel")).to_contain_text("merger", timeout=15_000)
+        # the gallery now follows the light model; the plot shows how the ranking moved
+        ranking = first.ranking()
+        assert "logistic regression" in ranking.model
+        expect(page.locator("#rank-change")).to_contain_text("moved the ranking", timeout=15_000)
+        shown = [int(i) for i in cards.evaluate_all("cs => cs.map(c => c.dataset.index)")]
+        unlabelled = [i for i in ranking.order if first.user_labels[i] == ""]
+        assert shown == unlabelled[: len(shown)]
+        _screenshot(page, tmp_path, "09_gallery_reranked")
+        context.close()
+        assert not errors, errors
+    finally:
+        server.shutdown()
+
+    rows = {r.split(",")[0]: r.split(",")[1] for r in label_file.read_text().splitlines()[1:]}
+    assert rows == {
+        explorer.ids[top[0]]: INTERESTING,
+        explorer.ids[top[1]]: NOT_INTERESTING,
+        explorer.ids[top[2]]: "merger",
+    }
+
+    # a new server on the same file (as after a restart or a crash): the labels are back
+    second = new_explorer()
+    server = second.serve(port=0, block=False)
+    try:
+        context, page, errors = _open(browser, server.url)
+        page.click("#color-by")
+        page.get_by_text("your labels", exact=True).click()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#scatter .legend .legendtext')]"
+            ".some(t => t.textContent.trim() === 'merger')",
+            timeout=15_000,
+        )
+        legend = page.locator("#scatter .legend .legendtext").all_text_contents()
+        assert {t.strip() for t in legend} == {INTERESTING, NOT_INTERESTING, "merger", "unlabelled"}
+        page.get_by_text("Anomalies", exact=True).click()
+        page.locator("#gallery-options input").nth(1).check()  # show labelled images
+        expect(page.locator("#gallery .gallery-card[data-label='interesting']")).to_have_count(
+            1, timeout=30_000
+        )
+        _screenshot(page, tmp_path, "10_labels_after_restart")
+        context.close()
+        assert not errors, errors
+    finally:
+        server.shutdown()

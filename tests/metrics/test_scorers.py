@@ -219,8 +219,31 @@ def test_dbcv_failure_scores_worst_with_a_warning():
     Z[0] += 100  # a one-point cluster: its minimum spanning tree has no edge
     pipe = make_pipeline(KMeans(2, n_init=3, random_state=0)).fit(Z)
     assert np.bincount(pipe.predict(Z)).min() == 1
-    with pytest.warns(UndefinedMetricWarning, match="DBCV failed"):
+    with pytest.warns(UndefinedMetricWarning, match=r"single point \(cluster \d here\)") as caught:
         assert dbcv_scorer(pipe, Z) == -1.0
+    # one clear line, not hdbscan's "Invalid shape in axis 0: 0."
+    message = str(caught[0].message)
+    assert "\n" not in message and "Invalid shape" not in message
+
+
+def test_grid_search_with_skastro_scorers_shows_progress(two_blobs, capsys):
+    from sklearn.model_selection import GridSearchCV
+
+    search = GridSearchCV(
+        make_pipeline(KMeans(n_init=3, random_state=0)),
+        {"kmeans__n_clusters": [2, 3]},
+        scoring={"silhouette": silhouette_scorer, "dbcv": dbcv_scorer},
+        refit="silhouette",
+        cv=2,
+        verbose=3,
+    ).fit(two_blobs)
+    out = capsys.readouterr().out
+    assert "Fitting 2 folds for each of 2 candidates, totalling 4 fits" in out
+    # one line per fit, with its scores and time
+    lines = [line for line in out.splitlines() if line.startswith("[CV")]
+    assert len(lines) == 4 and all("silhouette: (test=" in line for line in lines)
+    assert all("dbcv: (test=" in line and "total time=" in line for line in lines)
+    assert search.best_params_ == {"kmeans__n_clusters": 2}
 
 
 @pytest.mark.parametrize(
