@@ -26,6 +26,7 @@ _PUBLIC = {
     "KNNOutlierDetector": "skastro.anomaly",
     "ImageScaler": "skastro.preprocessing",
     "PeakScaler": "skastro.cutouts",
+    "StarGalaxyClassifier": "skastro.star_galaxy",
     "load": "skastro.serialization",
 }
 
