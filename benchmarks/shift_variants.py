@@ -24,6 +24,10 @@ a sky, neighbours or another noise protocol.
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.fft
+
+from skastro.augment_denoising import add_noise
+from skastro.datasets import load_hubble_cutouts, make_disks, make_galaxies, make_star_galaxy
 
 
 @dataclass(frozen=True)
@@ -340,3 +344,199 @@ def variant(suite, name):
 def variants(suite, which):
     """The development or judging variants of a suite, in declaration order."""
     return [variant(suite, name) for name in SPLIT[suite][which]]
+
+
+# ------------------------------------------------------------------------------ rendering
+def star_galaxy(v, n, seed):
+    """make_star_galaxy at variant ``v`` (a Bunch; ``v.band`` is the r band's index)."""
+    return make_star_galaxy(n, random_state=seed, **v.params)
+
+
+def galaxies(v, n, seed, *, image_size=32):
+    """make_galaxies at variant ``v``, re-observed: (images, target, masks, noise level).
+
+    The noise level is the per-image standard deviation of the added sky noise (for anomaly
+    frames that must match it).
+    """
+    data = make_galaxies(n, image_size=image_size, random_state=seed, **v.params)
+    rng = np.random.default_rng(10_000 + seed)
+    images, obs = data.images, v.observe
+    if "psf" in obs:
+        images = _convolve(images, _kernels(obs, len(images), image_size, rng))
+        # make_galaxies scales each image to its peak; keep that after the new PSF
+        images *= (data.metadata["peak"].to_numpy() / images.max(axis=(1, 2, 3)))[
+            :, None, None, None
+        ]
+    if obs.get("neighbours"):
+        images = _add_neighbours(images, obs["neighbours"], image_size, seed, rng, v.params)
+    if obs.get("reverse_bands"):
+        images = images[:, ::-1]
+    if obs.get("sky_offset") or obs.get("sky_gradient"):
+        images = images + _sky(len(images), image_size, obs, rng)[:, None]
+    sigma = obs.get("noise_sigma", 0.0)
+    if np.any(np.asarray(sigma) > 0):
+        level = np.broadcast_to(np.asarray(sigma, dtype=np.float32), (images.shape[1],))
+        images = (
+            images
+            + rng.standard_normal(images.shape).astype(np.float32) * level[None, :, None, None]
+        )
+    noise = (
+        float(np.max(sigma)) if np.any(np.asarray(sigma) > 0) else v.params.get("noise_sigma", 0.0)
+    )
+    return np.ascontiguousarray(images, dtype=np.float32), data.target, data.masks, noise
+
+
+def disks(v, n, seed, *, image_size=64):
+    """make_disks at variant ``v`` (signature_strength=1), re-observed: (images, target)."""
+    params = {"image_size": image_size, "signature_strength": 1.0, **v.params}
+    data = make_disks(n, random_state=seed, **params)
+    rng = np.random.default_rng(20_000 + seed)
+    images, obs, size = data.images, v.observe, params["image_size"]
+    if "psf" in obs:
+        kernels = _kernels(obs, len(images), size, rng)
+        images = _convolve(images, kernels)
+        images /= images.max(axis=(1, 2, 3), keepdims=True)
+        # beam-correlated noise: white noise through the same beam, rescaled to noise_sigma
+        white = _convolve(rng.standard_normal(images.shape).astype(np.float32), kernels)
+        white /= white.std(axis=(1, 2, 3), keepdims=True)
+        images = images + obs["noise_sigma"] * white
+    if obs.get("field_star"):
+        images = images + _field_stars(len(images), size, obs["field_star"], rng)
+    if obs.get("sky_offset") or obs.get("sky_gradient"):
+        images = images + _sky(len(images), size, obs, rng)[:, None]
+    return np.ascontiguousarray(images, dtype=np.float32), data.target
+
+
+def denoising(v, n, seed, *, image_size=32):
+    """Clean and noisy images and foreground masks of the denoising setup at variant ``v``."""
+    obs = v.observe
+    rng = np.random.default_rng(30_000 + seed)
+    if obs.get("hubble"):
+        from skastro.masks import foreground_mask
+
+        data = load_hubble_cutouts(image_size)
+        # disjoint halves of the field for different seeds' roles (train / test)
+        order = np.argsort(data.metadata["col"].to_numpy())
+        half = order[: len(order) // 2] if seed % 2 == 0 else order[len(order) // 2 :]
+        clean = data.images[half][:n]
+        masks = foreground_mask(clean)
+    else:
+        clean_v = Variant(v.name, v.description, dict(v.params), {k: obs[k] for k in obs if k in (
+            "psf", "fwhm", "beta", "ellipticity")})  # fmt: skip
+        clean, _, masks, _ = galaxies(clean_v, n, seed, image_size=image_size)
+    sky = np.zeros_like(clean)
+    if "sky_level" in obs:
+        level = rng.uniform(*obs["sky_level"], len(clean)).astype(np.float32)
+        sky = (
+            level[:, None, None, None]
+            + _sky(len(clean), image_size, {"sky_gradient": obs.get("sky_gradient", 0.0)}, rng)[
+                :, None
+            ]
+        )
+    clean = clean + sky
+    n_bands = clean.shape[1]
+    gain = np.broadcast_to(np.asarray(obs.get("gain", 50.0), dtype=np.float32), (n_bands,))
+    sigma = np.broadcast_to(np.asarray(obs.get("sigma", 0.03), dtype=np.float32), (n_bands,))
+    noisy = np.empty_like(clean)
+    for b in range(n_bands):
+        part = clean[:, b : b + 1]
+        photon = add_noise(part, float(gain[b]), 0.0, generator=int(rng.integers(2**31)))
+        read = rng.standard_normal(part.shape).astype(np.float32)
+        if obs.get("correlation"):
+            read = _convolve(read, _gaussian_kernels(len(part), image_size, obs["correlation"]))
+            read /= read.std(axis=(1, 2, 3), keepdims=True)
+        noisy[:, b : b + 1] = photon + float(sigma[b]) * read
+    return clean.astype(np.float32), noisy.astype(np.float32), masks
+
+
+# ------------------------------------------------------------------------------ helpers
+def _grid(size):
+    offsets = np.fft.fftfreq(size, 1.0 / size).astype(np.float32)
+    return offsets[:, None], offsets[None, :]
+
+
+def _kernels(obs, n, size, rng):
+    """Unit-sum PSF kernels (n, size, size), centred on pixel (0, 0) of a periodic grid."""
+    dy, dx = _grid(size)
+    fwhm = rng.uniform(*obs["fwhm"], n).astype(np.float32)[:, None, None]
+    q = np.ones((n, 1, 1), dtype=np.float32)
+    if "axis_ratio" in obs:
+        q = rng.uniform(*obs["axis_ratio"], n).astype(np.float32)[:, None, None]
+    elif "ellipticity" in obs:
+        q = 1.0 - rng.uniform(0.0, obs["ellipticity"], n).astype(np.float32)[:, None, None]
+    angle = rng.uniform(0.0, np.pi, n).astype(np.float32)[:, None, None]
+    u = dx * np.cos(angle) + dy * np.sin(angle)
+    w = -dx * np.sin(angle) + dy * np.cos(angle)
+    r2 = q * u**2 + w**2 / q
+    if obs["psf"] == "moffat":
+        beta = rng.uniform(*obs["beta"], n).astype(np.float32)[:, None, None]
+        alpha = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+        kernel = (1.0 + r2 / alpha**2) ** -beta
+    else:
+        s = fwhm / 2.3548
+        kernel = np.exp(-0.5 * r2 / s**2) / s**2
+        if obs["psf"] == "double_gaussian":
+            kernel = 0.85 * kernel + 0.15 * np.exp(-0.5 * r2 / (2.5 * s) ** 2) / (2.5 * s) ** 2
+    return kernel / kernel.sum(axis=(1, 2), keepdims=True)
+
+
+def _gaussian_kernels(n, size, sigma):
+    dy, dx = _grid(size)
+    kernel = np.exp(-0.5 * (dx**2 + dy**2) / sigma**2)
+    return np.broadcast_to(kernel / kernel.sum(), (n, size, size))
+
+
+def _convolve(images, kernels):
+    """Periodic convolution of each image (n, C, H, W) with its own kernel (n, H, W)."""
+    size = images.shape[-2:]
+    spectrum = scipy.fft.rfft2(images, workers=1) * scipy.fft.rfft2(kernels, workers=1)[:, None]
+    return scipy.fft.irfft2(spectrum, s=size, workers=1).astype(np.float32)
+
+
+def _sky(n, size, obs, rng):
+    """Residual sky (n, H, W): an offset up to +-sky_offset and a plane up to sky_gradient."""
+    coords = (np.arange(size, dtype=np.float32) - (size - 1) / 2) / size
+    angle = rng.uniform(-np.pi, np.pi, n)[:, None, None]
+    change = rng.uniform(0.0, obs.get("sky_gradient", 0.0), n)[:, None, None]
+    offset = rng.uniform(-1.0, 1.0, n)[:, None, None] * obs.get("sky_offset", 0.0)
+    plane = change * (coords[None, :] * np.cos(angle) + coords[:, None] * np.sin(angle))
+    return (plane + offset).astype(np.float32)
+
+
+def _add_neighbours(images, fraction, size, seed, rng, params):
+    """Add a fainter copy of another galaxy 9-14 px away (at 32 px) to ``fraction`` of images."""
+    others = make_galaxies(len(images), image_size=size, random_state=50_000 + seed, **params)
+    chosen = rng.random(len(images)) < fraction
+    out = images.copy()
+    for i in np.flatnonzero(chosen):
+        distance = rng.uniform(9.0, 14.0) * size / 32
+        direction = rng.uniform(-np.pi, np.pi)
+        shift = np.rint([distance * np.sin(direction), distance * np.cos(direction)]).astype(int)
+        moved = _shift(others.images[i], shift)
+        out[i] += rng.uniform(0.2, 0.8) * moved / max(float(moved.max()), 1e-6) * images[i].max()
+    return out
+
+
+def _shift(image, shift):
+    """Shift (C, H, W) by whole pixels, filling with zeros (no wrap-around)."""
+    out = np.zeros_like(image)
+    dy, dx = shift
+    h, w = image.shape[-2:]
+    src = image[:, max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)]
+    out[:, max(0, dy) : max(0, dy) + src.shape[1], max(0, dx) : max(0, dx) + src.shape[2]] = src
+    return out
+
+
+def _field_stars(n, size, fraction, rng):
+    """Unresolved stars (a 1-1.5 px sigma Gaussian, peak 0.2-1) 19-29 px from the centre."""
+    y, x = np.mgrid[:size, :size].astype(np.float32) - (size - 1) / 2
+    stars = np.zeros((n, 1, size, size), dtype=np.float32)
+    for i in np.flatnonzero(rng.random(n) < fraction):
+        distance = rng.uniform(19.0, 29.0) * size / 64
+        direction = rng.uniform(-np.pi, np.pi)
+        sigma = rng.uniform(1.0, 1.5)
+        sx, sy = distance * np.cos(direction), distance * np.sin(direction)
+        stars[i, 0] = rng.uniform(0.2, 1.0) * np.exp(
+            -0.5 * ((x - sx) ** 2 + (y - sy) ** 2) / sigma**2
+        )
+    return stars
