@@ -261,6 +261,191 @@ def run_galaxies(which, quick, device, methods=None):
            f"Sizes: {sizes}.")  # fmt: skip
 
 
+# ---------------------------------------------------------------------------- disks
+DISK_SIZES = dict(n_train=240, n_label=600, epochs=10, widths=(32, 64, 128))
+DISK_QUICK = dict(n_train=48, n_label=48, epochs=1, widths=(8, 16))
+
+
+def disks_variant(v, sizes, device):
+    """Planet label on AxisymmetricResidual + SoftThreshold(3) residuals: D8 AE vs PCA vs blobs."""
+    import bench_disks as bd
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+
+    from skastro import EquivariantAutoencoder
+    from skastro.features import AxisymmetricResidual, SoftThreshold
+
+    X_train, y_train = sv.disks(v, sizes["n_train"], seed=0)
+    X_label, y_label = sv.disks(v, sizes["n_label"], seed=2)
+    clean = make_pipeline(AxisymmetricResidual(), SoftThreshold(3.0))
+    R_train, R_label = clean.fit_transform(X_train), clean.transform(X_label)
+    flat = lambda X: X.reshape(len(X), -1)  # noqa: E731
+    rows = []
+
+    def add(name, Z_train, Z_label, seconds):
+        scores, _, _ = bd._cluster_and_probe(Z_train, y_train, Z_label, y_label)
+        row = {"variant": v.name, "method": name, "probe": scores["probe_acc"]}
+        row.update({"KMeans(2) ARI": scores["ari"], "fit s": seconds})
+        rows.append(row)
+        print(row, flush=True)
+
+    pca = PCA(16, random_state=0).fit(flat(R_train))
+    add("residuals + PCA(16)", pca.transform(flat(R_train)), pca.transform(flat(R_label)), 0.0)
+    name, blobs = bd._blob_counter(R_train, y_train)
+    blobs.fit(R_train)
+    add(f"residuals + {name}", blobs.transform(R_train), blobs.transform(R_label), 0.0)
+    d8 = EquivariantAutoencoder(
+        n_components=16,
+        widths=sizes["widths"],
+        max_epochs=sizes["epochs"],
+        batch_size=8,
+        ms_ssim_weight=0.5,
+        device=device,
+        random_state=0,
+    )
+    start = time.perf_counter()
+    d8.fit(R_train)
+    add(
+        "residuals + EquivariantAutoencoder D8",
+        d8.transform(R_train),
+        d8.transform(R_label),
+        time.perf_counter() - start,
+    )
+    return rows
+
+
+def run_disks(which, quick, device):
+    sizes = DISK_QUICK if quick else DISK_SIZES
+    rows = []
+    for v in sv.variants("disks", which):
+        print(f"--- {v.name}", flush=True)
+        rows += disks_variant(v, sizes, device)
+    _write(f"disks_{which}", f"Disk planet signatures on the {which} variants", rows,
+           f"Sizes: {sizes}; signature_strength=1.")  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- denoising
+DN_SIZES = dict(n_train=400, n_val=40, n_test=200, epochs=15, widths=(16, 32, 64))
+DN_QUICK = dict(n_train=32, n_val=8, n_test=24, epochs=1, widths=(8, 16))
+
+
+def _per_band(function):
+    def apply(X, parameter):
+        out = np.empty_like(X)
+        for i in range(len(X)):
+            for b in range(X.shape[1]):
+                out[i, b] = function(X[i, b].astype(np.float64), parameter)
+        return out
+
+    return apply
+
+
+def _classical(bdn):
+    """bench_denoising's classical denoisers and parameter grids, one 2-D image at a time."""
+    from skimage.filters import gaussian
+    from skimage.restoration import denoise_tv_chambolle
+
+    single = {
+        "gaussian filter": lambda image, s: gaussian(image, sigma=s, preserve_range=True),
+        "non-local means": bdn._nl_means,
+        "total variation": lambda image, w: denoise_tv_chambolle(image, weight=w),
+    }
+    return {name: (single[name], grid) for name, (_, grid) in bdn.CLASSICAL.items()}
+
+
+def denoising_variant(v, sizes, device):
+    """Foreground SSIM: ContrastiveDenoiser vs the classical denoisers; KMeans ARI vs PCA."""
+    import bench_denoising as bdn
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+    from sklearn.metrics import adjusted_rand_score
+    from sklearn.preprocessing import StandardScaler
+    from skorch.callbacks import LRScheduler
+    from torch.optim.lr_scheduler import CosineAnnealingLR
+
+    from skastro import ContrastiveDenoiser
+
+    clean_train, _, _ = sv.denoising(v, sizes["n_train"], seed=0)
+    val = dict(zip(("clean", "noisy", "masks"), sv.denoising(v, sizes["n_val"], seed=2)))
+    test = dict(zip(("clean", "noisy", "masks"), sv.denoising(v, sizes["n_test"], seed=1)))
+    masks = lambda m: m if m.ndim == 3 else m[:, 0]  # noqa: E731
+    ssim = lambda out, ref: bdn.fg_ssim(out, ref["clean"], masks(ref["masks"]))  # noqa: E731
+    rows = [{"variant": v.name, "method": "noisy input", "fg SSIM": ssim(test["noisy"], test)}]
+    best = None
+    for name, (function, grid) in _classical(bdn).items():
+        denoise = _per_band(function)
+        scores = [(ssim(denoise(val["noisy"], p), val), p) for p in grid]
+        parameter = max(scores)[1]
+        row = {
+            "variant": v.name,
+            "method": name,
+            "fg SSIM": ssim(denoise(test["noisy"], parameter), test),
+        }
+        row["parameter"] = parameter
+        rows.append(row)
+        best = row if best is None or row["fg SSIM"] > best["fg SSIM"] else best
+    gain = np.mean(np.atleast_1d(v.observe.get("gain", 50.0)))
+    sigma = np.mean(np.atleast_1d(v.observe.get("sigma", 0.03)))
+    model = ContrastiveDenoiser(
+        n_components=16,
+        widths=sizes["widths"],
+        noise_gain=float(gain),
+        noise_sigma=float(sigma),
+        max_epochs=sizes["epochs"],
+        callbacks=[LRScheduler(policy=CosineAnnealingLR, T_max=sizes["epochs"])],
+        device=device,
+        random_state=0,
+    )
+    start = time.perf_counter()
+    model.fit(clean_train)
+    row = {
+        "variant": v.name,
+        "method": "ContrastiveDenoiser",
+        "fg SSIM": ssim(model.denoise(test["noisy"]), test),
+    }
+    row["fit s"] = time.perf_counter() - start
+    rows.append(row)
+    for row in rows:
+        print(row, flush=True)
+    clustering = []
+    if not v.observe.get("hubble"):
+        # the representation of the held-out clean images, as in bench_denoising
+        _, labels, _, _ = sv.galaxies(
+            sv.Variant(v.name, "", dict(v.params), {}), sizes["n_test"], seed=1
+        )
+        flat_train = clean_train.reshape(len(clean_train), -1)
+        flat_test = test["clean"].reshape(len(test["clean"]), -1)
+        pca = PCA(16, random_state=0).fit(flat_train)
+        for name, Z in (
+            ("ContrastiveDenoiser representation", model.transform(test["clean"])),
+            ("PCA(16)", pca.transform(flat_test)),
+        ):
+            Z = StandardScaler().fit_transform(Z)
+            kmeans = KMeans(8, n_init=10, random_state=0).fit_predict(Z)
+            clustering.append(
+                {
+                    "variant": v.name,
+                    "method": name,
+                    "KMeans(8) ARI": adjusted_rand_score(labels, kmeans),
+                }
+            )
+            print(clustering[-1], flush=True)
+    return rows, best, clustering
+
+
+def run_denoising(which, quick, device):
+    sizes = DN_QUICK if quick else DN_SIZES
+    rows, clustering = [], []
+    for v in sv.variants("denoising", which):
+        print(f"--- {v.name}", flush=True)
+        variant_rows, _, variant_clustering = denoising_variant(v, sizes, device)
+        rows += variant_rows
+        clustering += variant_clustering
+    _write(f"denoising_{which}", f"Denoising on the {which} variants", rows, f"Sizes: {sizes}.")
+    _write(f"clustering_{which}", f"Clustering the denoiser's representation on the {which} "
+           "variants (4 morphologies, KMeans(8) ARI)", clustering, f"Sizes: {sizes}.")  # fmt: skip
+
+
 # ---------------------------------------------------------------------------- output
 def _write(topic, title, rows, notes=""):
     text = f"## {title}\n\n{machine_line()}\n\n{markdown_table(rows, floatfmt='{:.3f}')}"
@@ -275,7 +460,12 @@ def _mean_std(values):
     return statistics.mean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
 
 
-SUITES = {"star_galaxy": run_star_galaxy, "galaxies": run_galaxies}
+SUITES = {
+    "star_galaxy": run_star_galaxy,
+    "galaxies": run_galaxies,
+    "disks": run_disks,
+    "denoising": run_denoising,
+}
 
 
 def main(argv=None):
