@@ -223,6 +223,9 @@ def galaxy_embeddings(sizes, device):
         "ImageScaler(asinh) + VICRegEmbedder": lambda: make_pipeline(
             ImageScaler(stretch="asinh"), _vicreg(epochs, device)
         ),
+        "ImageScaler(asinh, per_image=False) + VICRegEmbedder": lambda: make_pipeline(
+            ImageScaler(stretch="asinh", per_image=False), _vicreg(epochs, device)
+        ),
     }
 
 
