@@ -34,6 +34,7 @@ PUBLIC = {
     "KNNOutlierDetector": "skastro.anomaly",
     "ImageScaler": "skastro.preprocessing",
     "PeakScaler": "skastro.preprocessing",
+    "StarGalaxyClassifier": "skastro.estimators.star_galaxy_classifier",
     "load": "skastro.serialization",
 }
 

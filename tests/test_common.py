@@ -1,7 +1,7 @@
 """scikit-learn's estimator checks over every skastro estimator, with tiny settings.
 
 The settings and the checks that cannot apply (with a one-line reason each) live in
-``skastro/_testing.py``; expected failures are strict, so a check that starts passing fails
+``skastro/_registry.py``; expected failures are strict, so a check that starts passing fails
 the suite until it is removed from the list.
 """
 
@@ -54,7 +54,7 @@ def test_every_public_estimator_has_tiny_settings():
             continue
         available.add(name)
     missing = available - set(TINY_SETTINGS)
-    assert not missing, f"add tiny settings for {sorted(missing)} in skastro/_testing.py"
+    assert not missing, f"add tiny settings for {sorted(missing)} in skastro/_registry.py"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,10 +37,12 @@ SECTIONS = [
         ],
     ),
     (
-        "Ensembles, outliers and scaling",
+        "Ensembles, outliers, scaling and star-galaxy separation",
         "skastro",
-        "Estimators that wrap, follow or precede the deep estimators in a pipeline.",
+        "Estimators that wrap, follow or precede the deep estimators in a pipeline, and the "
+        "label-free star-galaxy classifier.",
         [
+            "StarGalaxyClassifier",
             "KFoldEnsemble",
             "FaintCalibratedClassifier",
             "KNNOutlierDetector",

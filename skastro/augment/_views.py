@@ -1,11 +1,12 @@
 """Random views of a batch of images for joint-embedding self-supervised learning (VICReg).
 
 A view is a random flip, a rotation by any angle, a crop rescaled to the full size (one affine
-warp, so one interpolation), Gaussian noise and, half of the time, a Gaussian blur. Every
-image of the batch gets its own draw. The geometric warp and the blur act identically on
-every band, so flux ratios between bands (colours) are preserved; the noise is independent
-per pixel and band, like detector noise. Warps use kornia; random draws use torch's default
-generator, so they follow the estimator's seed.
+warp, so one interpolation), Gaussian noise and, half of the time, a Gaussian blur; each can
+be turned off (oriented data such as digits must not be rotated or mirrored), and a colour
+jitter turned on. Every image of the batch gets its own draw. The geometric warp and the
+blur act identically on every band, so flux ratios between bands (colours) are preserved;
+the noise is independent per pixel and band, like detector noise. Warps use kornia; random
+draws use torch's default generator, so they follow the estimator's seed.
 """
 
 import math
@@ -108,22 +109,37 @@ def random_blur(X, *, sigma=(0.1, 1.0), p=0.5):
     return torch.where(chosen.view(-1, 1, 1, 1), blurred, X)
 
 
-def random_view(X, *, crop_scale=(0.6, 1.0), rotate=True, noise_std=0.1, blur_sigma=(0.1, 1.0)):
-    """One random view of each image: flip, crop + rotation, blur, then noise.
+def random_view(
+    X,
+    *,
+    crop_scale=(0.6, 1.0),
+    rotate=True,
+    noise_std=0.1,
+    blur_sigma=(0.1, 1.0),
+    flip=True,
+    colour=0.0,
+):
+    """One random view of each image: flip, crop + rotation, blur, noise, then colour.
 
     Parameters
     ----------
     X : torch.Tensor of shape (b, C, H, W)
         Images, standardised per band (noise is in these units).
     crop_scale : (float, float), default=(0.6, 1.0)
-        Passed to :func:`random_crop_rotate`.
+        Passed to :func:`random_crop_rotate`; ``(1, 1)`` disables cropping.
     rotate : bool, default=True
-        Flip and rotate by any angle; flips alone when False.
+        Rotate by any angle (with ``flip``: any of the 8 symmetries of the square too).
     noise_std : float, default=0.1
         Each image gets Gaussian noise with a standard deviation drawn uniformly from
         ``[0, noise_std]``; 0 disables it.
     blur_sigma : (float, float), default=(0.1, 1.0)
-        Passed to :func:`random_blur` (half of the images are blurred).
+        Passed to :func:`random_blur` (half of the images are blurred); ``(0, 0)`` disables
+        it.
+    flip : bool, default=True
+        Mirror images at random.
+    colour : float, default=0.0
+        Colour jitter: each band of each image is multiplied by ``exp(u)``, ``u`` uniform in
+        ``[-colour, colour]``; 0 disables it (the default: colours are physical).
 
     Returns
     -------
@@ -134,11 +150,25 @@ def random_view(X, *, crop_scale=(0.6, 1.0), rotate=True, noise_std=0.1, blur_si
     >>> X = torch.rand(4, 3, 16, 16)
     >>> random_view(X).shape
     torch.Size([4, 3, 16, 16])
+    >>> still = random_view(X, crop_scale=(1, 1), rotate=False, noise_std=0.0,
+    ...                     blur_sigma=(0, 0), flip=False)
+    >>> bool(torch.equal(still, X))
+    True
     """
-    X = random_dihedral(X) if rotate else X.flip(-1) if bool(torch.rand(()) < 0.5) else X
-    X = random_crop_rotate(X, crop_scale=crop_scale, rotate=rotate)
+    if rotate and flip:
+        X = random_dihedral(X)
+    elif flip and bool(torch.rand(()) < 0.5):
+        # without rotations the 8 symmetries are not wanted: one mirror axis
+        X = X.flip(-1)
+    if rotate or tuple(crop_scale) != (1, 1):
+        X = random_crop_rotate(X, crop_scale=crop_scale, rotate=rotate)
     X = random_blur(X, sigma=blur_sigma)
     if noise_std > 0:
         level = noise_std * torch.rand(X.shape[0], 1, 1, 1, device=X.device, dtype=X.dtype)
         X = X + level * torch.randn_like(X)
+    if colour > 0:
+        gain = torch.exp(
+            colour * (2.0 * torch.rand(X.shape[0], X.shape[1], 1, 1, device=X.device) - 1.0)
+        )
+        X = X * gain
     return X

@@ -30,6 +30,11 @@ _LOCUS_RI = np.array([-0.1, 0.05, 0.12, 0.2, 0.3, 0.45, 0.8, 1.3, 1.8])
 _LOCUS_IZ = np.array([-0.05, 0.0, 0.05, 0.1, 0.15, 0.25, 0.4, 0.65, 0.9])
 
 _BATCH = 128
+_PSF_SHAPES = ("moffat", "gaussian", "double_gaussian")
+# the double-Gaussian PSF: a fraction of the light in a wider halo (SDSS's PSF fits put
+# ~10% in a halo twice as wide as the core)
+_HALO_FRACTION = 0.15
+_HALO_WIDTH = 2.5
 
 _DESCR = """\
 Synthetic SDSS-like star/galaxy cutouts
@@ -59,6 +64,12 @@ object's noise-free r-band image exceeds ``mask_threshold`` times the r-band sky
 
 A concentration index (r-band flux within 2 px over flux within 6 px of the centre)
 separates the classes with a ROC AUC of about 0.85 at the defaults.
+
+Other surveys: ``psf`` (Moffat, Gaussian, double Gaussian), ``psf_beta_range``,
+``psf_ellipticity``, ``pixel_scale``, ``bands`` (any subset and order), ``noise_scale``,
+``sky_gradient`` (residual sky), ``sersic_n_range``, ``bulge_fraction_range`` and
+``neighbour_distance_range`` (blends) change what real surveys differ in; at their defaults
+the output is the SDSS-like data above, bit for bit.
 """
 
 
@@ -73,6 +84,16 @@ def make_star_galaxy(
     galaxy_size_scale=1.0,
     neighbour_fraction=0.3,
     mask_threshold=1.0,
+    psf="moffat",
+    psf_beta_range=(3.0, 4.5),
+    psf_ellipticity=0.0,
+    pixel_scale=PIXEL_SCALE,
+    bands=BANDS,
+    noise_scale=1.0,
+    sky_gradient=0.0,
+    sersic_n_range=None,
+    bulge_fraction_range=None,
+    neighbour_distance_range=None,
     random_state=None,
     return_X_y=False,
 ):
@@ -99,6 +120,35 @@ def make_star_galaxy(
         Fraction of images with one or two neighbouring objects.
     mask_threshold : float, default=1.0
         Segmentation threshold in units of the image's r-band sky noise per pixel.
+    psf : {"moffat", "gaussian", "double_gaussian"}, default="moffat"
+        Shape of the point-spread function, whose FWHM is the seeing. ``"double_gaussian"``
+        is a core Gaussian of that FWHM with 15% of the light in a halo 2.5 times wider.
+    psf_beta_range : (float, float), default=(3.0, 4.5)
+        Range of the Moffat index beta, drawn per image (smaller: broader wings).
+    psf_ellipticity : float, default=0.0
+        Largest PSF ellipticity ``1 - b/a``, drawn uniformly per image with a random
+        orientation (the same in every band).
+    pixel_scale : float, default=0.396
+        Arcsec per pixel. The seeing and the galaxies' angular sizes stay the same, so they
+        cover more pixels at a finer scale; the sky noise per pixel scales with the pixel's
+        side (the same sky brightness per square arcsec).
+    bands : sequence of str, default=("u", "g", "r", "i", "z")
+        The bands returned, in this order: any subset of ugriz in any order.
+    noise_scale : float, default=1.0
+        Multiplies the sky noise of every band (below 1: a deeper survey).
+    sky_gradient : float, default=0.0
+        Residual sky left by an imperfect sky subtraction: a plane with a random direction
+        whose value changes by up to ``sky_gradient`` sky sigmas across the image (drawn per
+        image), with a random offset of up to half of that.
+    sersic_n_range : (float, float) or None, default=None
+        Draw every galaxy's Sérsic index uniformly from this range instead of the default
+        mix (60% n 0.5-1.5, 40% n 1.5-4).
+    bulge_fraction_range : (float, float) or None, default=None
+        Give every galaxy a de Vaucouleurs (n = 4) bulge with this range of bulge-to-total
+        flux ratios, 0.2-0.5 times the galaxy's effective radius; None draws no bulges.
+    neighbour_distance_range : (float, float) or None, default=None
+        Range of the neighbours' distance from the centre in pixels; None gives 8-40 px at
+        64 px (scaled with ``image_size``). Below ~6 px neighbours blend with the object.
     random_state : int, numpy.random.Generator or None, default=None
         Seed for reproducible output.
     return_X_y : bool, default=False
@@ -112,9 +162,10 @@ def make_star_galaxy(
         (0 background, 1 central object, 2 neighbours); ``bands`` ``['u', ..., 'z']``;
         ``metadata``, a DataFrame with one row per image (``class``, ``mag_u`` ...
         ``mag_z``, ``snr_r`` - matched-filter signal-to-noise of the central object in r -,
-        ``seeing`` in arcsec, ``seeing_px``, ``psf_beta``, ``sersic_n``, ``r_eff`` in pixels
-        and ``axis_ratio`` - NaN for stars -, ``z`` (redshift), ``sky_sigma_r``,
-        ``has_neighbour``, ``n_neighbours``, ``x_center``, ``y_center``); ``DESCR``.
+        ``seeing`` in arcsec, ``seeing_px``, ``psf_beta``, ``psf_ellipticity``,
+        ``sersic_n``, ``r_eff`` in pixels, ``axis_ratio`` and ``bulge_fraction`` - NaN for
+        stars -, ``z`` (redshift), ``sky_sigma_r``, ``has_neighbour``, ``n_neighbours``,
+        ``x_center``, ``y_center``); ``DESCR``. ``bands`` lists the bands returned.
     (images, target) : tuple
         If ``return_X_y`` is True.
 
@@ -138,16 +189,41 @@ def make_star_galaxy(
         raise ValueError(f"galaxy_size_scale must be > 0; got {galaxy_size_scale!r}")
     if mask_threshold < 0:
         raise ValueError(f"mask_threshold must be >= 0; got {mask_threshold!r}")
+    if psf not in _PSF_SHAPES:
+        raise ValueError(f"psf must be one of {_PSF_SHAPES}; got {psf!r}")
+    beta_lo, beta_hi = check_range(psf_beta_range, "psf_beta_range", 1.5, 100.0)
+    if not 0.0 <= psf_ellipticity < 1.0:
+        raise ValueError(f"psf_ellipticity must be in [0, 1); got {psf_ellipticity!r}")
+    for name, value in (("pixel_scale", pixel_scale), ("noise_scale", noise_scale)):
+        if not value > 0:
+            raise ValueError(f"{name} must be > 0; got {value!r}")
+    if not sky_gradient >= 0:
+        raise ValueError(f"sky_gradient must be >= 0; got {sky_gradient!r}")
+    band_index = _band_index(bands)
+    if sersic_n_range is not None:
+        sersic_n_range = check_range(sersic_n_range, "sersic_n_range", 0.36, 10.0)
+    if bulge_fraction_range is not None:
+        bulge_fraction_range = check_range(bulge_fraction_range, "bulge_fraction_range", 0.0, 1.0)
+    if neighbour_distance_range is not None:
+        neighbour_distance_range = check_range(
+            neighbour_distance_range, "neighbour_distance_range", 0.0
+        )
     rng = check_generator(random_state)
+    galaxy_shapes = {
+        # galaxies keep their angular size: more pixels at a finer scale (exactly 1 at SDSS's)
+        "size_scale": galaxy_size_scale * (PIXEL_SCALE / pixel_scale),
+        "sersic_n_range": sersic_n_range,
+        "bulge_fraction_range": bulge_fraction_range,
+    }
 
     target = split_labels(n_samples, [1.0 - galaxy_fraction, galaxy_fraction], rng)
     seeing = rng.uniform(seeing_lo, seeing_hi, n_samples)
     image_params = {
-        "seeing_px": seeing / PIXEL_SCALE,
-        "beta": rng.uniform(3.0, 4.5, n_samples),
+        "seeing_px": seeing / pixel_scale,
+        "beta": rng.uniform(beta_lo, beta_hi, n_samples),
         "sky_scale": rng.uniform(0.8, 1.3, n_samples),
     }
-    central = _draw_objects(target.astype(bool), magnitudes, faint_fraction, galaxy_size_scale, rng)
+    central = _draw_objects(target.astype(bool), magnitudes, faint_fraction, galaxy_shapes, rng)
     central["image"] = np.arange(n_samples)
     central["x"] = rng.uniform(-0.5, 0.5, n_samples)
     central["y"] = rng.uniform(-0.5, 0.5, n_samples)
@@ -157,18 +233,26 @@ def make_star_galaxy(
     )
     owner = np.repeat(np.arange(n_samples), n_neighbours)
     neighbours = _draw_objects(
-        rng.random(owner.size) < 0.5, magnitudes, faint_fraction, galaxy_size_scale, rng
+        rng.random(owner.size) < 0.5, magnitudes, faint_fraction, galaxy_shapes, rng
     )
     neighbours["image"] = owner
     # 8 to 40 px (at 64 px) from the centre: some neighbours are cut by the frame, but all
     # stay on the padded canvas they are drawn on
     farthest = min(40.0 * image_size / 64.0, _pad(image_size) + image_size / 2 - 5)
-    distance = rng.uniform(8.0 * image_size / 64.0, farthest, owner.size)
+    nearest = 8.0 * image_size / 64.0
+    if neighbour_distance_range is not None:
+        nearest, farthest = neighbour_distance_range[0], min(neighbour_distance_range[1], farthest)
+    distance = rng.uniform(nearest, max(nearest, farthest), owner.size)
     direction = rng.uniform(-np.pi, np.pi, owner.size)
     neighbours["x"] = distance * np.cos(direction)
     neighbours["y"] = distance * np.sin(direction)
 
-    sky_sigma = (image_params["sky_scale"][:, None] * _SKY_SIGMA[None, :]).astype(np.float32)
+    if psf != "moffat" or psf_ellipticity > 0:
+        image_params["ellipticity"] = rng.uniform(0.0, psf_ellipticity, n_samples)
+        image_params["psf_angle"] = rng.uniform(0.0, np.pi, n_samples)
+    # sky noise per pixel grows with the pixel's side at a fixed sky brightness (1.0 at SDSS's)
+    depth = _SKY_SIGMA * (noise_scale * pixel_scale / PIXEL_SCALE)
+    sky_sigma = (image_params["sky_scale"][:, None] * depth[None, :]).astype(np.float32)
     electrons_per_nmgy = _ELECTRONS_PER_NMGY.astype(np.float32)[None, :, None, None]
     noise = rng.standard_normal((n_samples, len(BANDS), image_size, image_size), dtype=np.float32)
     images = np.empty((n_samples, len(BANDS), image_size, image_size), dtype=np.float32)
@@ -184,6 +268,7 @@ def make_star_galaxy(
             {k: v[chunk] for k, v in central.items()},
             {k: v[in_chunk] for k, v in neighbours.items()},
             offset=start,
+            psf=psf,
         )
         clean = central_img + neighbour_img
         # sky noise plus the source's own Poisson noise (Gaussian limit: many photons)
@@ -199,6 +284,11 @@ def make_star_galaxy(
         masks[chunk] = mask
         snr[chunk] = np.sqrt((central_r**2 / variance[:, 2]).sum(axis=(1, 2)))
 
+    if sky_gradient > 0:
+        sky = _sky_planes(n_samples, image_size, sky_gradient, rng)
+        images += sky * sky_sigma[:, :, None, None]
+    images = images[:, band_index] if band_index != list(range(len(BANDS))) else images
+
     metadata = pd.DataFrame(
         {
             "class": np.where(target == 1, "GALAXY", "STAR"),
@@ -207,9 +297,11 @@ def make_star_galaxy(
             "seeing": seeing,
             "seeing_px": image_params["seeing_px"],
             "psf_beta": image_params["beta"],
+            "psf_ellipticity": image_params.get("ellipticity", np.zeros(n_samples)),
             "sersic_n": np.where(target == 1, central["n"], np.nan),
             "r_eff": np.where(target == 1, central["r_eff"], np.nan),
             "axis_ratio": np.where(target == 1, central["q"], np.nan),
+            "bulge_fraction": np.where(target == 1, central["bulge_fraction"], np.nan),
             "z": central["redshift"],
             "sky_sigma_r": sky_sigma[:, 2],
             "has_neighbour": n_neighbours > 0,
@@ -226,11 +318,31 @@ def make_star_galaxy(
         _DESCR,
         return_X_y,
         masks=masks,
-        bands=list(BANDS),
+        bands=[BANDS[k] for k in band_index],
     )
 
 
-def _draw_objects(is_galaxy, magnitudes, faint_fraction, size_scale, rng):
+def _band_index(bands):
+    """Positions in ugriz of the requested bands, checked."""
+    if isinstance(bands, str):
+        bands = list(bands)
+    bands = list(bands)
+    if not bands or any(b not in BANDS for b in bands) or len(set(bands)) != len(bands):
+        raise ValueError(f"bands must be distinct names among {BANDS}; got {bands!r}")
+    return [BANDS.index(b) for b in bands]
+
+
+def _sky_planes(n, size, amplitude, rng):
+    """Residual sky planes in sky sigmas: up to ``amplitude`` across the image, random slope."""
+    y, x = pixel_grid(size)
+    angle = rng.uniform(-np.pi, np.pi, n)[:, None, None]
+    change = rng.uniform(0.0, amplitude, n)[:, None, None]
+    offset = rng.uniform(-0.5, 0.5, n)[:, None, None] * change
+    plane = change * (x * np.cos(angle) + y * np.sin(angle)) / size + offset
+    return plane[:, None].astype(np.float32)
+
+
+def _draw_objects(is_galaxy, magnitudes, faint_fraction, shapes, rng):
     """Magnitudes, colours and shapes of stars and galaxies (one row per object)."""
     m = is_galaxy.size
     mag_lo, mag_hi = magnitudes
@@ -264,8 +376,10 @@ def _draw_objects(is_galaxy, magnitudes, faint_fraction, size_scale, rng):
     mag = np.stack([mag_r + g_r + u_g, mag_r + g_r, mag_r, mag_r - r_i, mag_r - r_i - i_z], axis=1)
 
     # effective radius shrinks with magnitude: ~6 px at r = 16, ~1 px at r = 22
-    r_eff = 6.0 * 10 ** (-0.13 * (mag_r - 16.0)) * rng.lognormal(0.0, 0.45, m) * size_scale
-    return {
+    r_eff = (
+        6.0 * 10 ** (-0.13 * (mag_r - 16.0)) * rng.lognormal(0.0, 0.45, m) * shapes["size_scale"]
+    )
+    objects = {
         "is_galaxy": is_galaxy,
         "mag": mag,
         "n": n,
@@ -273,10 +387,19 @@ def _draw_objects(is_galaxy, magnitudes, faint_fraction, size_scale, rng):
         "q": np.where(n < 1.5, rng.uniform(0.3, 1.0, m), rng.uniform(0.6, 1.0, m)),
         "theta": rng.uniform(0.0, np.pi, m),
         "redshift": np.where(is_galaxy, redshift, rng.normal(0.0, 2e-4, m)),
+        "bulge_fraction": np.zeros(m),
     }
+    # the variants' profile mixes draw after everything else, so the defaults stay unchanged
+    if shapes["sersic_n_range"] is not None:
+        objects["n"] = rng.uniform(*shapes["sersic_n_range"], m)
+    if shapes["bulge_fraction_range"] is not None:
+        objects["bulge_fraction"] = rng.uniform(*shapes["bulge_fraction_range"], m)
+        objects["bulge_r_eff"] = np.clip(rng.uniform(0.2, 0.5, m) * objects["r_eff"], 0.2, None)
+        objects["bulge_q"] = rng.uniform(0.7, 1.0, m)
+    return objects
 
 
-def _render_chunk(size, image_params, central, neighbours, offset):
+def _render_chunk(size, image_params, central, neighbours, offset, psf="moffat"):
     """Noise-free, PSF-convolved images of the central objects and of the neighbours.
 
     Everything is convolved in Fourier space: a star is the PSF's transfer function times the
@@ -288,7 +411,10 @@ def _render_chunk(size, image_params, central, neighbours, offset):
     canvas = size + 2 * pad
     # seeing is worse in the blue: FWHM ~ lambda^-0.2 (Kolmogorov turbulence)
     fwhm = image_params["seeing_px"][:, None] * (_WAVELENGTH[2] / _WAVELENGTH) ** 0.2
-    otf = _moffat_transfer(canvas, fwhm, image_params["beta"])  # (n, 5, canvas, canvas//2+1)
+    if "ellipticity" in image_params:
+        otf = _psf_transfer(canvas, fwhm, image_params, psf)
+    else:
+        otf = _moffat_transfer(canvas, fwhm, image_params["beta"])  # (n, 5, canvas, canvas//2+1)
 
     spectra = _unit_spectra(canvas, central)[:, None] * otf
     spectra *= _flux(central)[:, :, None, None]
@@ -341,6 +467,38 @@ def _moffat_transfer(canvas, fwhm, beta):
     return otf / otf[..., :1, :1].real
 
 
+def _psf_transfer(canvas, fwhm, image_params, psf):
+    """Transfer functions of unit-sum PSFs of any shape, ellipticity and orientation.
+
+    The general path (the default circular Moffat PSF takes :func:`_moffat_transfer`): each
+    kernel is evaluated on the whole periodic canvas, centred on pixel (0, 0). An ellipticity
+    ``e`` stretches the radius to ``sqrt(q u**2 + v**2 / q)`` with ``q = 1 - e`` along the
+    PSF's axes, which keeps the area of an isophote.
+    """
+    offsets = np.fft.fftfreq(canvas, 1.0 / canvas).astype(np.float32)
+    dy, dx = offsets[None, :, None], offsets[None, None, :]
+    angle = image_params["psf_angle"].astype(np.float32)[:, None, None]
+    q = (1.0 - image_params["ellipticity"]).astype(np.float32)[:, None, None]
+    u = dx * np.cos(angle) + dy * np.sin(angle)
+    v = -dx * np.sin(angle) + dy * np.cos(angle)
+    r2 = (q * u**2 + v**2 / q)[:, None]  # (n, 1, canvas, canvas)
+    width = fwhm.astype(np.float32)[:, :, None, None]
+    if psf == "moffat":
+        beta = image_params["beta"].astype(np.float32)[:, None, None, None]
+        alpha = width / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+        kernel = (1.0 + r2 / alpha**2) ** -beta
+    else:
+        sigma = width / np.float32(2.0 * np.sqrt(2.0 * np.log(2.0)))
+        kernel = np.exp(-0.5 * r2 / sigma**2) / sigma**2
+        if psf == "double_gaussian":
+            halo = np.float32(_HALO_WIDTH) * sigma
+            kernel = (1.0 - _HALO_FRACTION) * kernel + _HALO_FRACTION * np.exp(
+                -0.5 * r2 / halo**2
+            ) / halo**2
+    otf = scipy.fft.rfft2(kernel, workers=1)
+    return otf / otf[..., :1, :1].real
+
+
 def _unit_spectra(canvas, objects):
     """Fourier transforms of the unit-flux, un-convolved objects: ``(m, canvas, canvas//2+1)``."""
     m = objects["is_galaxy"].size
@@ -358,7 +516,12 @@ def _unit_spectra(canvas, objects):
     if galaxies.size:
         y, x = pixel_grid(canvas)
         g = {k: v[galaxies] for k, v in objects.items()}
-        spectra[galaxies] = scipy.fft.rfft2(_sersic_supersampled(y, x, g, canvas), workers=1)
+        image = _sersic_supersampled(y, x, g, canvas)
+        if "bulge_r_eff" in g:
+            bulge = dict(g, n=np.full(galaxies.size, 4.0), r_eff=g["bulge_r_eff"], q=g["bulge_q"])
+            fraction = g["bulge_fraction"][:, None, None]
+            image = (1.0 - fraction) * image + fraction * _sersic_supersampled(y, x, bulge, canvas)
+        spectra[galaxies] = scipy.fft.rfft2(image, workers=1)
     return spectra
 
 

@@ -24,6 +24,10 @@ __all__ = ["VICRegEmbedder"]
 _PCA_COMPONENTS = 32
 # Images read at once when building the reference embedding.
 _READ_BATCH = 1024
+# What two views of a positive pair may differ by (the ``invariances`` parameter).
+INVARIANCES = ("rotation", "flip", "crop", "blur", "noise", "colour")
+# Colour jitter: each band of a view scaled by exp(u), u uniform in +-this (about +-20%).
+_COLOUR_JITTER = 0.2
 # Images hashed to recognise the training set again (partial_fit on the same data).
 _FINGERPRINT_IMAGES = 16
 
@@ -47,9 +51,11 @@ class VICRegEmbedder(DeepEstimator):
     representation collapses. :meth:`transform` returns the backbone representation, not the
     expander output, as is standard for downstream tasks.
 
-    Positive pairs come from ``pairs="augment"``: two random views of the same image (flips,
-    rotations by any angle, crops rescaled to full size, Gaussian noise and blur; the same
-    warp and blur for every band, so colours are kept); or from ``pairs="knn"``: each image
+    Positive pairs come from ``pairs="augment"``: two random views of the same image, which
+    differ by the transformations named in ``invariances`` (by default flips, rotations by any
+    angle, crops rescaled to full size, Gaussian noise and blur; the same warp and blur for
+    every band, so colours are kept): the embedding learns to ignore exactly those; or from
+    ``pairs="knn"``: each image
     with one of its ``n_neighbors`` nearest neighbours (drawn at random each time) in a
     reference embedding, computed once per training set; with ``augment=True`` both images
     are also randomly augmented.
@@ -98,6 +104,17 @@ class VICRegEmbedder(DeepEstimator):
         per-band standard deviation of the training images.
     blur_sigma : (float, float), default=(0.1, 1.0)
         Range of the Gaussian blur width in pixels (half of the views are blurred).
+    invariances : tuple of str, default=("rotation", "flip", "crop", "blur", "noise")
+        What the two views of a positive pair may differ by, i.e. what the embedding is taught
+        to ignore: ``"rotation"`` (any angle), ``"flip"`` (mirror images), ``"crop"``
+        (``crop_scale``), ``"blur"`` (``blur_sigma``), ``"noise"`` (``noise_std``) and
+        ``"colour"`` (each band scaled by a random factor within about +-20%). The default
+        suits sky cutouts, whose orientation means nothing. For oriented data (digits,
+        letters, images with a fixed up and down or handedness) leave out ``"rotation"``
+        and ``"flip"``: a rotated 6 is a 9, and an embedding taught to ignore rotations
+        cannot tell them apart (on scikit-learn's digits:
+        ``invariances=("crop", "blur", "noise")``). Leave out ``"colour"`` when colours carry
+        the answer (stars against galaxies, photometric redshifts).
     max_epochs : int, default=20
         Training epochs.
     batch_size : int or "auto", default="auto"
@@ -202,6 +219,7 @@ class VICRegEmbedder(DeepEstimator):
         "crop_scale": [tuple, list],
         "noise_std": [Interval(numbers.Real, 0, None, closed="left")],
         "blur_sigma": [tuple, list],
+        "invariances": [tuple, list],
     }
 
     # the covariance term assumes a fixed batch size: train on full batches only
@@ -224,6 +242,7 @@ class VICRegEmbedder(DeepEstimator):
         crop_scale=(0.6, 1.0),
         noise_std=0.1,
         blur_sigma=(0.1, 1.0),
+        invariances=("rotation", "flip", "crop", "blur", "noise"),
         max_epochs=20,
         batch_size="auto",
         lr=1e-3,
@@ -253,6 +272,7 @@ class VICRegEmbedder(DeepEstimator):
         self.crop_scale = crop_scale
         self.noise_std = noise_std
         self.blur_sigma = blur_sigma
+        self.invariances = invariances
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -283,6 +303,18 @@ class VICRegEmbedder(DeepEstimator):
         low, high = _pair(self.blur_sigma, "blur_sigma")
         if not 0 <= low <= high:
             raise ValueError(f"blur_sigma must satisfy 0 <= low <= high, got {self.blur_sigma}")
+        unknown = set(self.invariances) - set(INVARIANCES)
+        if unknown or isinstance(self.invariances, str):
+            raise ValueError(
+                f"invariances must be a tuple of names among {INVARIANCES}, got "
+                f"{self.invariances!r}"
+            )
+        if self.pairs == "augment" and not self.invariances:
+            raise ValueError(
+                "pairs='augment' makes positive pairs from two views that differ by the "
+                "invariances; with invariances=() both views are the same image. Name at "
+                "least one (e.g. ('crop', 'noise')), or use pairs='knn'."
+            )
         if self.pairs == "augment" and not self.augment:
             raise ValueError(
                 "pairs='augment' makes positive pairs from two augmented views, so it needs "
@@ -322,11 +354,15 @@ class VICRegEmbedder(DeepEstimator):
     def _view(self, X):
         if not self.augment:
             return X
+        invariances = set(self.invariances)
         return random_view(
             X,
-            crop_scale=tuple(self.crop_scale),
-            noise_std=self.noise_std,
-            blur_sigma=tuple(self.blur_sigma),
+            crop_scale=tuple(self.crop_scale) if "crop" in invariances else (1.0, 1.0),
+            rotate="rotation" in invariances,
+            flip="flip" in invariances,
+            noise_std=self.noise_std if "noise" in invariances else 0.0,
+            blur_sigma=tuple(self.blur_sigma) if "blur" in invariances else (0.0, 0.0),
+            colour=_COLOUR_JITTER if "colour" in invariances else 0.0,
         )
 
     def _training_terms(self, module, X, training, index=None):
