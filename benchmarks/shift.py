@@ -190,6 +190,25 @@ def _vicreg(epochs, device, **params):
     )
 
 
+def _brightness_r2(Z_train, b_train, Z_test, b_test):
+    """R^2 on held-out images of a linear regression of log peak brightness from the embedding.
+
+    The diagnostic for ImageScaler(per_image=True): scaling each image to its own range turns
+    its brightness into the level of its stretched background noise, a feature every view of
+    an image shares; an embedding that predicts brightness well has learnt it.
+    """
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
+    return float(model.fit(Z_train, b_train).score(Z_test, b_test))
+
+
+def _log_peak(X):
+    return np.log(np.maximum(X.reshape(len(X), -1).max(axis=1), 1e-6))
+
+
 def _probe_and_anomalies(Z_train, y_train, Z_test, y_test, Z_anomalies):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -249,6 +268,7 @@ def galaxies_variant(v, sizes, device, methods=None):
         Z = [model.transform(X) for X in (X_train, X_test, anomalies)]
         row = {"variant": v.name, "method": name}
         row.update(_probe_and_anomalies(Z[0], y_train, Z[1], y_test, Z[2]))
+        row["brightness R2"] = _brightness_r2(Z[0], _log_peak(X_train), Z[1], _log_peak(X_test))
         row["fit s"] = seconds
         rows.append(row)
         print(row, flush=True)

@@ -6,12 +6,13 @@ import os
 import numpy as np
 from sklearn.utils import Bunch
 
+from skastro.datasets._array_protocol import LazyFloat32Array
 from skastro.exceptions import DataLoadError
 
 from ._common import check_regular_file, reading
 
 
-class HDF5Array:
+class HDF5Array(LazyFloat32Array):
     """A read-only, lazily loaded view of an HDF5 image dataset, channels first.
 
     Behaves enough like a numpy array for skastro's estimators and for numpy: ``shape``,
@@ -87,31 +88,8 @@ class HDF5Array:
         self._raw_ndim = len(raw_shape)
 
     # -- array protocol ---------------------------------------------------------------------
-    @property
-    def shape(self):
-        return self._shape
-
-    @property
-    def dtype(self):
-        return np.dtype(np.float32)
-
-    @property
-    def ndim(self):
-        return len(self._shape)
-
-    @property
-    def size(self):
-        return int(np.prod(self._shape))
-
-    def __len__(self):
-        return self._shape[0]
-
     def __repr__(self):
         return f"HDF5Array({self.filename!r}, {self.key!r}, shape={self._shape})"
-
-    def __array__(self, dtype=None, copy=None):
-        data = self[:]
-        return data if dtype is None else data.astype(dtype, copy=False)
 
     def __iter__(self):
         # read in blocks: one HDF5 read per image would be slow

@@ -12,12 +12,13 @@ import numbers
 
 import numpy as np
 
+from skastro.datasets._array_protocol import LazyFloat32Array
 from skastro.exceptions import DataLoadError
 
 __all__ = ["LazyHeaders", "LazyImageFiles"]
 
 
-class LazyImageFiles:
+class LazyImageFiles(LazyFloat32Array):
     """A read-only ``(n, C, H, W)`` float32 array-like whose images are files, read on access.
 
     Supports ``shape``, ``dtype`` (float32), ``ndim``, ``len()``, indexing with an int, a
@@ -49,31 +50,8 @@ class LazyImageFiles:
         self.read_one = read_one
         self._shape = (len(self.filenames), *(int(s) for s in image_shape))
 
-    @property
-    def shape(self):
-        return self._shape
-
-    @property
-    def dtype(self):
-        return np.dtype(np.float32)
-
-    @property
-    def ndim(self):
-        return len(self._shape)
-
-    @property
-    def size(self):
-        return int(np.prod(self._shape))
-
-    def __len__(self):
-        return self._shape[0]
-
     def __repr__(self):
         return f"LazyImageFiles({len(self)} files, shape={self._shape})"
-
-    def __array__(self, dtype=None, copy=None):
-        data = self[:]
-        return data if dtype is None else data.astype(dtype, copy=False)
 
     def __iter__(self):
         for i in range(len(self)):
