@@ -30,8 +30,10 @@ Figures, per embedding and expert (mean over seeds, each seed in the notes):
 
 Seeds: developed on 0 and 1; the table reports seeds 10, 11 and 12, fixed before.
 
-Run: ``python benchmarks/bench_explorer_loop.py [--quick]``; writes its section of
-``benchmarks/results/explorer.md`` and ``benchmarks/results/explorer_loop.png``.
+Run: ``python benchmarks/bench_explorer_loop.py [--quick] [--cache DIR]``; writes its
+section of ``benchmarks/results/explorer.md`` and ``benchmarks/results/explorer_loop.png``.
+``--cache DIR`` keeps each seed's embeddings in DIR (the VICReg fits take minutes);
+``--dev`` runs the development seeds and writes nothing.
 """
 
 import argparse
@@ -49,6 +51,7 @@ from skastro.explorer._ranking import knn_anomaly_score, rerank
 
 TITLE = "Explorer: the labelling loop (anomaly gallery re-ranked from 20 labels)"
 REPORT_SEEDS = (10, 11, 12)
+DEV_SEEDS = (0, 1)
 TOP = 50
 ROUNDS, PER_ROUND = 4, 5
 EXPERTS = {
@@ -57,10 +60,11 @@ EXPERTS = {
 }
 
 
-def _settings(quick):
+def _settings(quick, dev=False):
+    seeds = DEV_SEEDS if dev else REPORT_SEEDS
     if quick:
-        return dict(n_galaxies=600, per_kind=6, epochs=2, seeds=REPORT_SEEDS[:1])
-    return dict(n_galaxies=2000, per_kind=20, epochs=8, seeds=REPORT_SEEDS)
+        return dict(n_galaxies=600, per_kind=6, epochs=2, seeds=seeds[:1])
+    return dict(n_galaxies=2000, per_kind=20, epochs=8, seeds=seeds)
 
 
 def make_data(n_galaxies, per_kind, seed):
@@ -123,14 +127,34 @@ def simulate(embedding, wanted, score=None):
     }
 
 
-def run(quick=False):
+def cached_data(cfg, seed, cache=None):
+    """The kinds and the embeddings of one seed; with ``cache`` (a folder), read from or
+    written to an npz there, since the VICReg fit takes minutes."""
+    path = None
+    if cache is not None:
+        tag = f"{cfg['n_galaxies']}_{cfg['per_kind']}_{cfg['epochs']}"
+        path = Path(cache) / f"loop_seed{seed}_{tag}.npz"
+        if path.exists():
+            with np.load(path, allow_pickle=True) as saved:
+                names = [str(name) for name in saved["names"]]
+                return saved["kind"], {name: saved[f"Z{i}"] for i, name in enumerate(names)}
+    images, kind = make_data(cfg["n_galaxies"], cfg["per_kind"], seed)
+    found = embeddings(images, cfg["epochs"], seed)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {f"Z{i}": Z for i, Z in enumerate(found.values())}
+        np.savez(path, kind=kind, names=np.array(list(found), dtype=object), **arrays)
+    return kind, found
+
+
+def run(quick=False, dev=False, cache=None):
     """Simulate the loop on every seed; return the rows (mean over seeds) and the runs."""
-    cfg = _settings(quick)
+    cfg = _settings(quick, dev)
     runs = []
     for seed in cfg["seeds"]:
         print(f"seed {seed} ...", flush=True)
-        images, kind = make_data(cfg["n_galaxies"], cfg["per_kind"], seed)
-        for name, Z in embeddings(images, cfg["epochs"], seed).items():
+        kind, found = cached_data(cfg, seed, cache)
+        for name, Z in found.items():
             score = knn_anomaly_score(Z)
             for expert, kinds in EXPERTS.items():
                 wanted = kind != "normal" if kinds is None else np.isin(kind, kinds)
@@ -217,8 +241,14 @@ COLUMNS = [
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, one seed")
+    parser.add_argument(
+        "--dev", action="store_true", help=f"seeds {DEV_SEEDS} (development), writes nothing"
+    )
+    parser.add_argument("--cache", metavar="DIR", help="read/write the embeddings there (npz)")
     args = parser.parse_args(argv)
-    rows, runs, cfg = run(quick=args.quick)
+    rows, runs, cfg = run(quick=args.quick, dev=args.dev, cache=args.cache)
+    if args.dev:
+        return
     RESULTS_DIR.mkdir(exist_ok=True)
     _figure(runs, RESULTS_DIR / "explorer_loop.png")
     write_section("explorer", TITLE, rows, _notes(rows, runs, cfg), columns=COLUMNS)
