@@ -1,7 +1,7 @@
 """``--stretch``: the same image scaling for ``skastro fit``, ``embed`` and ``explore``.
 
 ``skastro fit --stretch asinh`` trains on images scaled by
-:class:`~skastro.ImageScaler` (``ImageScaler(stretch="asinh")``, as the Python tour does) and
+:class:`~skastro.ImageScaler` (``ImageScaler(stretch="asinh")``) and
 writes ``preprocessing.json`` into the model folder; ``skastro embed`` and ``skastro explore
 --model`` read it back, so a model always sees its images the way it was trained on them.
 """
@@ -44,7 +44,8 @@ def add_stretch_argument(parser, *, saved_default=False):
         choices=(*STRETCHES, NONE),
         default=None,
         help="scale each image to [0, 1] (clipped at its 0.5 and 99.5 percentiles) and stretch "
-        f"it, as skastro.ImageScaler does: asinh suits galaxies ({default_text})",
+        "it, as skastro.ImageScaler does; a stretch lifts the sky noise and usually lowers the "
+        f"quality of an embedding, so compare with none before keeping it ({default_text})",
     )
 
 

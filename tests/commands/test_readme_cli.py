@@ -32,7 +32,7 @@ def cutouts(tmp_path):
     folder.mkdir()
     galaxies = make_galaxies(N_CUTOUTS, image_size=32, noise_sigma=0.02, random_state=0)
     for i, image in enumerate(galaxies.images):
-        # counts, as a survey gives them: the stretch brings them to [0, 1]
+        # counts, as a survey gives them: the estimators standardise them inside
         fits.writeto(folder / f"galaxy_{i:03d}.fits", (1000 * image[0]).astype(">f4"))
     (folder / "galaxy_999.fits").write_bytes(b"this is not a FITS file")
     return tmp_path
@@ -63,10 +63,11 @@ def test_readme_recipe_runs_as_written(cutouts):
         assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
         # the corrupt file is skipped and named, never fatal
         assert "galaxy_999.fits" in result.stderr or command.split()[1] == "cluster"
-    for name in ("model/model.json", "model/preprocessing.json", "model/history.png",
+    for name in ("model/model.json", "model/history.png",
                  "model/reconstructions.png", "embeddings.npz", "clusters.csv",
                  "clusters_scatter.png", "clusters_examples.png"):  # fmt: skip
         assert (cutouts / name).is_file(), name
+    assert not (cutouts / "model/preprocessing.json").exists()  # no stretch: linear pixels
     with np.load(cutouts / "embeddings.npz") as saved:
         assert len(saved["ids"]) == N_CUTOUTS
 
