@@ -442,6 +442,12 @@ def test_labelling_loop_survives_a_server_restart(browser, explorer, tmp_path):
         page.click("#label-class-apply")
         expect(page.locator("#label-status")).to_contain_text("'merger'", timeout=15_000)
         expect(page.locator("#instance-panel")).to_contain_text("merger", timeout=15_000)
+        # the gallery refreshes after the label: a labelled image leaves it
+        page.wait_for_function(
+            "(i) => !document.querySelector(`#gallery .gallery-card[data-index='${i}']`)",
+            arg=str(top[2]),
+            timeout=15_000,
+        )
         # the gallery now follows the light model; the plot shows how the ranking moved
         ranking = first.ranking()
         assert "logistic regression" in ranking.model
