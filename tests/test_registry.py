@@ -26,7 +26,6 @@ def test_every_estimator_has_tiny_settings_and_an_expected_failures_entry():
     assert set(classes) == set(TINY_SETTINGS) | {"ImageScaler", "PeakScaler"} | {
         "KFoldEnsemble",
         "FaintCalibratedClassifier",
-        "StarGalaxyClassifier",
     }
     assert set(TINY_SETTINGS) == set(EXPECTED_FAILED_CHECKS)
     for name, settings in TINY_SETTINGS.items():
