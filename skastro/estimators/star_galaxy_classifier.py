@@ -9,6 +9,7 @@ import itertools
 import numbers
 
 import numpy as np
+import scipy.fft
 from scipy import ndimage
 from scipy.special import expit
 from skimage.feature import peak_local_max
@@ -57,6 +58,17 @@ _MIN_BRIGHT = 20
 _TREES = dict(max_iter=200, learning_rate=0.05, early_stopping=False)
 # Probabilities are kept this far from 0 and 1 before taking log-odds.
 _EPS = 1e-6
+# Symmetric deblending (see _symmetric) of images with a real neighbour near the object.
+_SYMMETRY_SIGMAS = 3.0
+_RELATIVE_EXCESS = 0.3
+_BLENDED_FRACTION = 0.05
+_CENTROID_WIDTH = 1.5
+_MAX_OFFSET = 1.5
+# A real neighbour: peak at least this many sigmas of the smoothed image, at least this many
+# pixels above the detection threshold, and within this distance (px) of the centre.
+_NEIGHBOUR_PEAK = 5.0
+_NEIGHBOUR_AREA = 10
+_NEIGHBOUR_REACH = _FIT_RADIUS + 3.0
 
 
 class StarGalaxyClassifier(ClassifierMixin, BaseEstimator):
@@ -69,8 +81,11 @@ class StarGalaxyClassifier(ClassifierMixin, BaseEstimator):
     1. Measurement, in the band ``band`` of each cutout: a plane fitted to the border
        pixels is subtracted (residual sky and gradients), the sky noise is their robust
        spread, and the pixels of other sources are masked (separate sources, and blended
-       ones split off by a watershed at their own peaks). The central object's light profile
-       is then described by flux ratios in apertures and under Gaussian weights, the
+       ones split off by a watershed at their own peaks). Where a real neighbour lies near
+       the object (a masked region with a significant peak and an area of more than a few
+       pixels, not a noise blob), the light the mask missed is removed by symmetric
+       deblending (see Notes); other images are left as they are. The central object's light
+       profile is then described by flux ratios in apertures and under Gaussian weights, the
        ellipticity of its second moments, the width of the best-fitting circular Gaussian and
        that fit's signal-to-noise ratio (S/N). All but the S/N are ratios of fluxes or
        lengths: brightness and flux units do not enter.
@@ -151,6 +166,22 @@ class StarGalaxyClassifier(ClassifierMixin, BaseEstimator):
     file for the figures and for where the margin is small. Objects much smaller than the
     PSF look like stars to any method that sees only their light profile: that limit is
     physical, not a matter of tuning.
+
+    Close neighbours (a few PSF widths away) are only partly masked: their wings inside the
+    mask's edge make the central object look extended, and a mixture fitted to such images
+    splits blended from unblended ones rather than stars from galaxies. So images with a
+    real neighbour near the object (a masked region peaking at 5 sigmas of the smoothed sky
+    noise or more, of 10 pixels or more, reaching within ``_FIT_RADIUS + 3`` px of the
+    centre) are deblended symmetrically: each pixel significantly brighter than its mirror
+    through the object's centroid is set to the mirror's value (the template of the SDSS
+    photometric pipeline's deblender; stars and galaxies are nearly symmetric, neighbours are
+    not). Images without such a neighbour, faint noise blobs masked or not, are measured
+    exactly as without this step: applied to every image it lost 0.01-0.03 in AUC on
+    development variants without close neighbours, by changing the bright-half mixture.
+    On a development variant with neighbours 4-14 px away the gated step raised the AUC
+    from 0.867 to 0.894 (faint half 0.836 to 0.886) and left the other development
+    variants within 0.003. About a third of the neighbours there merge with the object
+    without a peak of their own and are not deblended.
 
     References
     ----------
@@ -332,14 +363,20 @@ class StarGalaxyClassifier(ClassifierMixin, BaseEstimator):
         return batches.read(slice(None)).reshape((len(batches), *batches.image_shape))
 
     def _prepare(self, cubes):
-        """The band, residual sky plane subtracted, its noise, and the masked neighbours."""
+        """The band, residual sky plane subtracted, its noise, and the masked neighbours.
+
+        Images with a real neighbour near the object are also deblended symmetrically.
+        """
         image = cubes[:, self.band].astype(np.float64)
         border = self.border if self.border is not None else max(2, image.shape[-1] // 10)
         image, sigma = _subtract_sky(image, border)
         masked = np.zeros(image.shape, dtype=bool)
         if self.mask_neighbours:
-            masked = _neighbour_mask(image, sigma)
+            masked, near = _neighbour_mask(image, sigma)
             image[masked] = 0.0
+            if near.any():
+                y, x = _centred_grid(image.shape[1:])
+                image[near] = _symmetric(image[near], sigma[near], y, x)
         return image, sigma, masked
 
 
@@ -379,6 +416,9 @@ def _neighbour_mask(image, sigma, threshold=2.0, grow=2):
     region is the one covering the centre. The others are grown by ``grow`` pixels. The
     central region is also split at its significant local maxima by a watershed, and the
     basins of maxima away from the centre are masked too (blends).
+
+    Returns the mask and, per image, whether one of those regions is a real neighbour near
+    the object (:func:`_real_neighbour`).
     """
     smooth = ndimage.gaussian_filter(image, sigma=(0, 1.0, 1.0))
     # a 1-px Gaussian lowers white noise by 1 / (2 sqrt(pi)) per pixel
@@ -388,6 +428,8 @@ def _neighbour_mask(image, sigma, threshold=2.0, grow=2):
     cy, cx = (height - 1) // 2, (width - 1) // 2
     y, x = _centred_grid((height, width))
     masked = np.zeros(image.shape, dtype=bool)
+    near = np.zeros(len(image), dtype=bool)
+    radius = np.hypot(y, x)
     structure = np.ones((3, 3), dtype=bool)
     for i in range(len(image)):
         labels, count = ndimage.label(detected[i], structure=structure)
@@ -402,7 +444,26 @@ def _neighbour_mask(image, sigma, threshold=2.0, grow=2):
         if others.any():
             # never mask the central object's own pixels
             masked[i] = ndimage.binary_dilation(others, iterations=grow) & ~central
-    return masked
+            near[i] = _real_neighbour(others, smooth[i], smooth_sigma[i], radius, structure)
+    return masked, near
+
+
+def _real_neighbour(others, smooth, noise, radius, structure):
+    """Whether a region of ``others`` is a source (not a noise blob) near the centre.
+
+    A source peaks at ``_NEIGHBOUR_PEAK`` sigmas of the smoothed image or more, covers at
+    least ``_NEIGHBOUR_AREA`` pixels and comes within ``_NEIGHBOUR_REACH`` px of the centre;
+    noise blobs above the 2-sigma detection threshold are smaller and fainter.
+    """
+    labels, count = ndimage.label(others, structure=structure)
+    index = np.arange(1, count + 1)
+    peak = ndimage.maximum(smooth, labels, index)
+    area = ndimage.sum_labels(np.ones_like(smooth), labels, index)
+    reach = ndimage.minimum(radius, labels, index)
+    real = (
+        (peak >= _NEIGHBOUR_PEAK * noise) & (area >= _NEIGHBOUR_AREA) & (reach <= _NEIGHBOUR_REACH)
+    )
+    return bool(real.any())
 
 
 def _blended(smooth, region, noise, y, x, significance=5.0, separation=3.0, prominence=3.0):
@@ -462,6 +523,68 @@ def _measure(image, sigma):
     columns.append(np.log(width))
     columns.append(np.arcsinh(snr))
     return np.column_stack(columns), snr
+
+
+def _centroid(image, y, x):
+    """Centre (dy, dx) of the central object: first moments under a Gaussian weight, iterated."""
+    cy, cx = np.zeros(len(image)), np.zeros(len(image))
+    light = np.clip(image, 0.0, None)
+    for _ in range(3):
+        weight = np.exp(
+            -0.5
+            * ((y - cy[:, None, None]) ** 2 + (x - cx[:, None, None]) ** 2)
+            / _CENTROID_WIDTH**2
+        )
+        total = _safe((light * weight).sum(axis=(1, 2)))
+        cy = np.clip((light * weight * y).sum(axis=(1, 2)) / total, -_MAX_OFFSET, _MAX_OFFSET)
+        cx = np.clip((light * weight * x).sum(axis=(1, 2)) / total, -_MAX_OFFSET, _MAX_OFFSET)
+    return cy, cx
+
+
+def _symmetric(image, sigma, y, x):
+    """Remove light that the central object's mirror image does not have (symmetric deblending).
+
+    Stars and galaxies are (nearly) symmetric under a rotation by 180 degrees about their
+    centre; a neighbour's light, and the part of it the mask missed, is not. Each pixel that
+    is brighter than its mirror pixel by more than ``_SYMMETRY_SIGMAS`` sigmas of their
+    difference is set to the mirror's value (the deblending template of the SDSS photometric
+    pipeline, applied only where the excess is significant and at least ``_RELATIVE_EXCESS``
+    of the mirror's value). Pixels whose mirror is masked (zero, or next to a zero) are
+    kept: a hole says nothing about the light opposite it. The rotation is about the
+    centroid, with a sub-pixel Fourier shift. Images whose light within ``_FIT_RADIUS``
+    would fall by less than ``_BLENDED_FRACTION`` are returned unchanged.
+    """
+    cy, cx = _centroid(image, y, x)
+    height, width = image.shape[1:]
+    ky = np.fft.fftfreq(height)[None, :, None]
+    kx = np.fft.rfftfreq(width)[None, None, :]
+    # the image rotated about the grid centre, then shifted by twice the object's offset
+    phase = np.exp(-4j * np.pi * (ky * cy[:, None, None] + kx * cx[:, None, None]))
+    spectrum = scipy.fft.rfft2(image[:, ::-1, ::-1], workers=1) * phase
+    mirror = scipy.fft.irfft2(spectrum, s=(height, width), workers=1)
+    # the difference smoothed by a 1-px Gaussian: a neighbour's excess is coherent over
+    # pixels, a noise excursion is not (its noise is 1 / (2 sqrt(pi)) of the raw one)
+    difference = ndimage.gaussian_filter(image - mirror, sigma=(0, 1.0, 1.0))
+    excess = (
+        difference > _SYMMETRY_SIGMAS * np.sqrt(2.0) / (2.0 * np.sqrt(np.pi)) * sigma[:, None, None]
+    ) & (difference > _RELATIVE_EXCESS * np.clip(mirror, 0.0, None))
+    # masked pixels (exactly zero) say nothing about their mirror pixels
+    holes = ndimage.binary_dilation(image == 0.0, structure=np.ones((1, 3, 3), dtype=bool))
+    shift_y, shift_x = np.rint(2 * cy).astype(int), np.rint(2 * cx).astype(int)
+    mirrored_holes = np.stack(
+        [
+            np.roll(h[::-1, ::-1], (sy, sx), axis=(0, 1))
+            for h, sy, sx in zip(holes, shift_y, shift_x)
+        ]
+    )
+    excess &= ~mirrored_holes
+    result = np.where(excess, np.minimum(mirror, image), image)
+    # images whose central light hardly changes keep their pixels (no neighbour there)
+    inside = np.hypot(y, x) <= _FIT_RADIUS
+    removed = (image - result)[:, inside].sum(axis=1)
+    light = np.clip(image[:, inside], 0.0, None).sum(axis=1)
+    blended = removed > _BLENDED_FRACTION * light
+    return np.where(blended[:, None, None], result, image)
 
 
 def _ellipticity(image, y, x, width):

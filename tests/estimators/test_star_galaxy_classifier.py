@@ -138,6 +138,60 @@ def test_neighbours_are_masked():
     assert np.median(shift_unmasked) > np.median(shift) + 1.0
 
 
+def _gaussian(shape, dy, dx, width, flux):
+    yy, xx = np.mgrid[: shape[0], : shape[1]] - (np.asarray(shape)[:, None, None] - 1) / 2
+    blob = np.exp(-0.5 * ((yy - dy) ** 2 + (xx - dx) ** 2) / width**2)
+    return flux * blob / blob.sum()
+
+
+def test_symmetric_deblending_removes_a_neighbours_light_and_keeps_a_lone_object():
+    from skastro.estimators import star_galaxy_classifier as module
+
+    shape = (SIZE, SIZE)
+    y, x = module._centred_grid(shape)
+    star = _gaussian(shape, 0.0, 0.0, 1.5, 1000.0)
+    # a wider neighbour whose wing covers the object's side facing it, unmasked here
+    neighbour = _gaussian(shape, 0.0, 5.0, 2.5, 2000.0)
+    sigma = np.array([0.01, 0.01])
+    images = np.stack([star + neighbour, star])
+    result = module._symmetric(images, sigma, y, x)
+    inside = np.hypot(y, x) <= module._FIT_RADIUS
+    before = np.abs(images[0] - star)[inside].sum()
+    after = np.abs(result[0] - star)[inside].sum()
+    assert after < 0.4 * before  # most of the neighbour's light near the object is gone
+    assert result[0][inside].sum() >= 0.95 * star[inside].sum()  # the object's own light stays
+    np.testing.assert_array_equal(result[1], images[1])  # a symmetric object is left alone
+
+
+def test_only_images_with_a_real_neighbour_are_deblended(fitted, monkeypatch):
+    from skastro.estimators import star_galaxy_classifier as module
+
+    clf, _, _ = fitted
+    rng = np.random.default_rng(7)
+    shape = (SIZE, SIZE)
+    noise = rng.standard_normal((10, *shape))
+    alone = _gaussian(shape, 0.0, 0.0, 1.5, 1500.0) + noise
+    with_neighbour = alone + _gaussian(shape, 0.0, 6.0, 1.5, 3000.0)
+    image = np.stack([*alone, *with_neighbour])[:, None].astype(np.float32)
+    calls = []
+
+    def spy(images, sigma, y, x):
+        calls.append(len(images))
+        return images
+
+    monkeypatch.setattr(module, "_symmetric", spy)
+    _, _, masked = clf._prepare(clf._check_X(image, reset=False))
+    assert calls == [10]  # the gate sends the 10 images with a star 6 px away, no others
+    assert masked[10:].any(axis=(1, 2)).all()
+    # so the lone stars (first 10) are measured exactly as without the step
+    monkeypatch.undo()
+    prepared, _, _ = clf._prepare(clf._check_X(image[:10], reset=False))
+    calls.clear()
+    monkeypatch.setattr(module, "_symmetric", spy)
+    unchanged, _, _ = clf._prepare(clf._check_X(image[:10], reset=False))
+    np.testing.assert_array_equal(prepared, unchanged)
+
+
 def test_errors(fitted):
     clf, X, _ = fitted
     with pytest.raises(NotFittedError):
