@@ -321,21 +321,32 @@ class InterruptGuard:
     """Turn Ctrl+C into KeyboardInterrupt, except while a checkpoint is being written.
 
     A checkpoint cut in half would be worse than none, so an interrupt that arrives while one
-    is written is held back until the write has finished.
+    is written is held back until the write has finished. The interrupt is also remembered:
+    Python runs a signal handler wherever the main thread happens to be, and a
+    KeyboardInterrupt raised inside a finalizer or a logging lock's release is printed as
+    "Exception ignored" and lost, so training would go on. :meth:`check`, called after every
+    batch, raises it again at a safe point.
     """
 
     def __init__(self):
         self.count = 0
+        self.requested = False
         self._shielded = False
         self._pending = False
         self._previous = None
 
     def _handler(self, signum, frame):
         self.count += 1
+        self.requested = True
         if self._shielded:
             self._pending = True
             return
         raise KeyboardInterrupt
+
+    def check(self):
+        """Raise KeyboardInterrupt if Ctrl+C was pressed (outside a checkpoint write)."""
+        if self.requested and not self._shielded:
+            raise KeyboardInterrupt
 
     @contextlib.contextmanager
     def installed(self):
@@ -362,7 +373,11 @@ def _make_checkpoint_callback(folder, saved_params, guard):
     from skorch.callbacks import Callback
 
     class EpochCheckpoint(Callback):
-        """Save weights, optimizer state and history after every epoch with finite weights."""
+        """Save weights, optimizer state and history after every epoch with finite weights;
+        stop after the batch in which Ctrl+C was pressed, if its interrupt was lost."""
+
+        def on_batch_end(self, net, **kwargs):
+            guard.check()
 
         def on_epoch_end(self, net, **kwargs):
             finite = all(bool(torch.isfinite(p).all()) for p in net.module_.parameters())
