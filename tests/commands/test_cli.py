@@ -271,7 +271,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(files, capsys):
     try:
         _read_until(process, r"^\s+1\s", timeout=240)  # the first epoch has been logged
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=300)  # a loaded CI machine is slow to exit
+        _, err = process.communicate(timeout=300)
     finally:
         process.kill()
     assert process.returncode == 130, err
