@@ -6,6 +6,7 @@
 of which then reads its own blocks.
 """
 
+import abc
 import bisect
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def open_embeddings(path):
     )
 
 
-class EmbeddingSource:
+class EmbeddingSource(abc.ABC):
     """Embeddings read in blocks of rows (see :func:`open_embeddings`).
 
     Attributes
@@ -85,13 +86,13 @@ class EmbeddingSource:
     n_samples = 0
     n_features = 0
 
+    @abc.abstractmethod
     def read(self, start, stop):
         """Rows ``start:stop`` as a float32 array ``(stop - start, n_features)``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def take(self, indices):
         """Rows ``indices`` (sorted, unique) as float32, reading only what is needed."""
-        raise NotImplementedError
 
     def iter_ids(self, block_size):
         """The ids in order, ``block_size`` at a time."""
