@@ -91,3 +91,25 @@ class Timer:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
+
+
+def write_blob_images(path, n, seed=0, size=64, chunk=5000):
+    """Write ``n`` noisy 1 x size x size float32 blobs of various widths to a ``.npy`` file.
+
+    Written ``chunk`` images at a time with plain writes, so files larger than memory can be
+    made; the same data for a given seed whatever the chunk.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size].astype(np.float32) - size / 2
+    widths = np.linspace(3, 12, 64, dtype=np.float32)[:, None, None]
+    templates = np.exp(-(xx**2 + yy**2) / (2 * widths**2)).astype(np.float32)
+    with open(path, "wb") as f:
+        header = {"descr": "<f4", "fortran_order": False, "shape": (n, 1, size, size)}
+        np.lib.format.write_array_header_1_0(f, header)
+        for start in range(0, n, chunk):
+            k = min(start + chunk, n) - start
+            images = templates[rng.integers(0, len(templates), k)]
+            images += 0.05 * rng.standard_normal(images.shape, dtype=np.float32)
+            f.write(images.tobytes())

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_line, markdown_table
+from _common import machine_line, markdown_table, write_blob_images
 
 GIB = 2**30
 SIZE = 64
@@ -55,19 +55,8 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 # ---------------------------------------------------------------------------------- data
 def write_images(path, n, seed=0):
-    """``n`` noisy 1x64x64 float32 blobs of various widths, written in chunks."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:SIZE, :SIZE].astype(np.float32) - SIZE / 2
-    widths = np.linspace(3, 12, 64, dtype=np.float32)[:, None, None]
-    templates = np.exp(-(xx**2 + yy**2) / (2 * widths**2)).astype(np.float32)
-    with open(path, "wb") as f:
-        header = {"descr": "<f4", "fortran_order": False, "shape": (n, 1, SIZE, SIZE)}
-        np.lib.format.write_array_header_1_0(f, header)
-        for start in range(0, n, _WRITE_CHUNK):
-            k = min(start + _WRITE_CHUNK, n) - start
-            images = templates[rng.integers(0, len(templates), k)]
-            images += 0.05 * rng.standard_normal(images.shape, dtype=np.float32)
-            f.write(images.tobytes())
+    """``n`` noisy 1x64x64 float32 blobs of various widths (see ``_common.write_blob_images``)."""
+    write_blob_images(path, n, seed=seed, size=SIZE, chunk=_WRITE_CHUNK)
 
 
 def make_embeddings(n, seed=0):
