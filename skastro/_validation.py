@@ -344,6 +344,29 @@ def check_images(
 MAX_STANDARDISED = 1e18
 
 
+def check_cutouts(X, *, expected_shape, estimator_name, measures):
+    """:func:`check_images` for estimators that measure around the image centre: flat
+    ``(n, F)`` rows are refused, since only an image layout says where the centre is.
+
+    ``measures`` completes the error message: "<estimator_name> <measures>, so it needs
+    images as (n, H, W) or (n, C, H, W) arrays, not flat (n, F) rows."
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_cutouts(np.zeros((2, 8, 8)), expected_shape=None, estimator_name="E",
+    ...               measures="measures fluxes").image_shape
+    (1, 8, 8)
+    """
+    batches = check_images(X, expected_shape=expected_shape, estimator_name=estimator_name)
+    if batches.layout == "flat":
+        raise ValueError(
+            f"{estimator_name} {measures}, so it needs images as (n, H, W) or (n, C, H, W) "
+            "arrays, not flat (n, F) rows."
+        )
+    return batches
+
+
 def check_input_scale(data, mean, std, estimator_name="estimator"):
     """Refuse in-memory images far outside the scale of the training images.
 

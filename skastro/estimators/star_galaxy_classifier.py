@@ -22,7 +22,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from skastro._validation import check_images
+from skastro._validation import check_cutouts
 
 __all__ = ["StarGalaxyClassifier"]
 
@@ -340,16 +340,12 @@ class StarGalaxyClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------------------------
     def _check_X(self, X, *, reset):
-        batches = check_images(
+        batches = check_cutouts(
             X,
             expected_shape=None if reset else self.image_shape_,
             estimator_name=type(self).__name__,
+            measures="measures light profiles around the image centre",
         )
-        if batches.layout == "flat":
-            raise ValueError(
-                "StarGalaxyClassifier measures light profiles around the image centre, so it "
-                "needs images as (n, H, W) or (n, C, H, W) arrays, not flat (n, F) rows."
-            )
         n_bands, height, width = batches.image_shape
         if not -n_bands <= self.band < n_bands:
             raise ValueError(

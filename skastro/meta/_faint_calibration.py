@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
 from skastro._constraints import refuse_bools
-from skastro._validation import check_images
+from skastro._validation import check_cutouts
 from skastro.distributed._arrays import accepts_dask
 from skastro.photometry import aperture_snr, flux_fractions, sky_noise
 
@@ -295,16 +295,12 @@ class FaintCalibratedClassifier(BaseEstimator):
 
     def _check_X(self, X, *, reset):
         """The images as an array in the user's layout, and as ``(n, C, H, W)`` float32."""
-        batches = check_images(
+        batches = check_cutouts(
             X,
             expected_shape=None if reset else self.image_shape_,
             estimator_name=type(self).__name__,
+            measures="measures S/N in apertures",
         )
-        if batches.layout == "flat":
-            raise ValueError(
-                "FaintCalibratedClassifier measures S/N in apertures, so it needs images as "
-                "(n, H, W) or (n, C, H, W) arrays, not flat (n, F) rows."
-            )
         cubes = batches.read(slice(None)).reshape((len(batches), *batches.image_shape))
         return np.asarray(X), cubes
 
