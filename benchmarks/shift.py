@@ -175,19 +175,10 @@ GAL_QUICK = dict(n_train=160, n_test=80, n_per_kind=5, epochs=1)
 
 
 def _vicreg(epochs, device, **params):
-    from skastro import VICRegEmbedder
+    """The VICReg benchmark's embedder (``bench_vicreg._vicreg``), with fewer epochs here."""
+    import bench_vicreg
 
-    # the VICReg benchmark's settings (bench_vicreg.py), fewer epochs and images
-    return VICRegEmbedder(
-        n_components=64,
-        widths=(16, 32, 64),
-        stem_stride=2,
-        max_epochs=epochs,
-        batch_size=128,
-        random_state=0,
-        device=device,
-        **params,
-    )
+    return bench_vicreg._vicreg(epochs, device, **params)
 
 
 def _brightness_r2(Z_train, b_train, Z_test, b_test):
