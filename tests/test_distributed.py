@@ -168,6 +168,23 @@ def test_the_model_is_one_key_shipped_once_per_worker(client, model, images):
     _equal(dask.compute(delayed_Z, scheduler="sync")[0], model.transform(images))
 
 
+def test_each_call_scatters_the_model_under_a_fresh_key(client, model, images):
+    # dask/distributed#8576: scattering an object under its content hash while an earlier
+    # future with that key is being released loses the new data ("lost dependencies"); this
+    # failed CI once when a second method of the same KFoldEnsemble was mapped
+    X = da.from_array(images, chunks=(10, 1, SIZE, SIZE))
+    keys = []
+    for method in ("transform", "reconstruct", "transform"):
+        Z = map_estimator(model, method, X)
+        graph = dict(Z.__dask_graph__())
+        blocks = [key for key in graph if isinstance(key, tuple) and key[0] == Z.name]
+        (model_key,) = set.union(*(_dependencies(graph, key) for key in blocks)) - set(graph)
+        keys.append(model_key)
+        Z.compute()
+        del Z
+    assert len(set(keys)) == 3
+
+
 def _dependencies(graph, key):
     task = graph[key]
     if hasattr(task, "dependencies"):  # dask's task spec

@@ -171,7 +171,10 @@ def map_estimator(estimator, method, X, *, client=None):
     trailing = probe.shape[1:]
     client = client if client is not None else current_client()
     if client is not None:
-        model = client.scatter(estimator, broadcast=True, hash=True)
+        # hash=False: a fresh key per call. With a content hash, a second call on the same
+        # model reuses the key of a future the first call's array may be releasing at that
+        # moment, and the scheduler then deletes the new data ("lost dependencies").
+        model = client.scatter(estimator, broadcast=True, hash=False)
     else:
         model = dask.delayed(estimator, pure=True)
     meta = np.empty((0,) * (1 + len(trailing)), dtype=probe.dtype)
