@@ -227,32 +227,42 @@ def _power_law(sizes, seconds):
     return math.exp(log_a), b
 
 
-def bench_neighbours(workdir, n, sklearn_sizes, recall_queries):
+def knn_row(workdir, label, size, algorithm, index, scores_path):
+    """One measured row: KNNOutlierDetector fit + score of ``size`` points in a child process.
+
+    ``index`` is the FAISS index ("flat", "ivf") or "-" for scikit-learn; the scores are
+    saved to ``scores_path``.
+    """
     here = str(Path(__file__).resolve().parent)
-    rows = []
-    measured = {}
-    for size in sklearn_sizes:
-        result, _ = run_child(_KNN, here, size, "sklearn", "-", workdir / "s.npy")
-        measured[size] = result["fit"] + result["score"]
-        rows.append({
-            "backend": "scikit-learn exact", "n": size, "fit_s": result["fit"],
-            "score_s": result["score"], "total_s": measured[size],
-            "peak_rss_gib": result["peak_rss"] / GIB, "how": "measured",
-        })  # fmt: skip
+    result, _ = run_child(_KNN, here, size, algorithm, index, workdir / scores_path)
+    return {
+        "backend": label, "n": size, "fit_s": result["fit"], "score_s": result["score"],
+        "total_s": result["fit"] + result["score"], "peak_rss_gib": result["peak_rss"] / GIB,
+        "how": "measured",
+    }  # fmt: skip
+
+
+def extrapolated_row(rows, label, n):
+    """A row for ``label`` at ``n`` from the power law fitted to its measured rows; and the
+    exponent."""
+    measured = {r["n"]: r["total_s"] for r in rows if r["backend"] == label}
     a, b = _power_law(list(measured), list(measured.values()))
-    rows.append({
-        "backend": "scikit-learn exact", "n": n, "total_s": a * n**b,
-        "how": f"extrapolated: {a:.3g} n^{b:.2f} fitted to the rows above",
-    })  # fmt: skip
+    row = {"backend": label, "n": n, "total_s": a * n**b,
+           "how": f"extrapolated: {a:.3g} n^{b:.2f} fitted to its rows above"}  # fmt: skip
+    return row, b
+
+
+def bench_neighbours(workdir, n, sklearn_sizes, recall_queries):
+    rows = [
+        knn_row(workdir, "scikit-learn exact", size, "sklearn", "-", "s.npy")
+        for size in sklearn_sizes
+    ]
+    row, b = extrapolated_row(rows, "scikit-learn exact", n)
+    rows.append(row)
     scores = {}
     for index in ("flat", "ivf"):
-        result, _ = run_child(_KNN, here, n, "faiss", index, workdir / f"{index}.npy")
-        rows.append({
-            "backend": f"FAISS {index}" + (" (exact)" if index == "flat" else ""),
-            "n": n, "fit_s": result["fit"], "score_s": result["score"],
-            "total_s": result["fit"] + result["score"],
-            "peak_rss_gib": result["peak_rss"] / GIB, "how": "measured",
-        })  # fmt: skip
+        label = f"FAISS {index}" + (" (exact)" if index == "flat" else "")
+        rows.append(knn_row(workdir, label, n, "faiss", index, f"{index}.npy"))
         scores[index] = np.load(workdir / f"{index}.npy")
     # recall of IVF's 5 neighbours, against the exact ones, on a sample of queries
     recall = _ivf_recall(n, recall_queries)
@@ -308,27 +318,36 @@ print(json.dumps({"seconds": seconds, "fit": result.seconds["fit"],
 """
 
 
-def bench_clustering(workdir, n, sample, quality_n, quality_sample):
+def cluster_row(workdir, n, method, sample, workers, truth):
+    """One row: ``cluster_embeddings`` of ``n`` embeddings in a child process (``workers``
+    local workers, 0 for this process), scored against ``truth``; its files are removed."""
     from sklearn.metrics import adjusted_rand_score
 
     here = str(Path(__file__).resolve().parent)
-    rows = []
+    stem = workdir / f"cluster_{method}_{workers}"
+    result, _ = run_child(_CLUSTER, here, n, method, sample, workers, stem)
+    labels = np.load(str(stem) + "_labels.npy")
+    for suffix in (".npy", "_labels.npy"):
+        Path(str(stem) + suffix).unlink()
+    return {
+        "method": f"{method} on a sample of {sample:,}",
+        "assigned": "2 local workers" if workers else "this process",
+        "n": n, "fit_s": result["fit"], "assign_s": result["assign"],
+        "total_s": result["seconds"], "clusters": result["n_clusters"],
+        "noise_fraction": result["noise"],
+        "ARI_vs_truth": adjusted_rand_score(truth, labels),
+        "peak_rss_gib": result["peak_rss"] / GIB,
+    }  # fmt: skip
+
+
+def bench_clustering(workdir, n, sample, quality_n, quality_sample):
+    from sklearn.metrics import adjusted_rand_score
+
     _, truth = make_embeddings(n, seed=0)
-    for method, workers in [("hdbscan", 0), ("hdbscan", 2), ("kmeans", 0)]:
-        stem = workdir / f"cluster_{method}_{workers}"
-        result, _ = run_child(_CLUSTER, here, n, method, sample, workers, stem)
-        labels = np.load(str(stem) + "_labels.npy")
-        rows.append({
-            "method": f"{method} on a sample of {sample:,}",
-            "assigned": "2 local workers" if workers else "this process",
-            "n": n, "fit_s": result["fit"], "assign_s": result["assign"],
-            "total_s": result["seconds"], "clusters": result["n_clusters"],
-            "noise_fraction": result["noise"],
-            "ARI_vs_truth": adjusted_rand_score(truth, labels),
-            "peak_rss_gib": result["peak_rss"] / GIB,
-        })  # fmt: skip
-        for suffix in (".npy", "_labels.npy"):
-            Path(str(stem) + suffix).unlink()
+    rows = [
+        cluster_row(workdir, n, method, sample, workers, truth)
+        for method, workers in [("hdbscan", 0), ("hdbscan", 2), ("kmeans", 0)]
+    ]
     # quality: the sample route against HDBSCAN on all points, where that is affordable
     import hdbscan
 

@@ -23,54 +23,35 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import bench_scale as bs
 from _common import machine_line, markdown_table
 
 
-def _knn_row(workdir, label, size, algorithm, index):
-    result, _ = bs.run_child(bs._KNN, HERE, size, algorithm, index, workdir / "scores.npy")
-    return {
-        "backend": label, "n": size, "fit_s": result["fit"], "score_s": result["score"],
-        "total_s": result["fit"] + result["score"], "peak_rss_gib": result["peak_rss"] / bs.GIB,
-        "how": "measured",
-    }  # fmt: skip
-
-
-def _extrapolated(rows, label, n):
-    measured = {r["n"]: r["total_s"] for r in rows if r["backend"] == label}
-    a, b = bs._power_law(list(measured), list(measured.values()))
-    row = {"backend": label, "n": n, "total_s": a * n**b,
-           "how": f"extrapolated: {a:.3g} n^{b:.2f} fitted to its rows above"}  # fmt: skip
-    return row, b
-
-
 def neighbours(workdir, n, exact_sizes, queries=5000, sklearn_at_n=False):
     """KNN rows and notes: exact searches measured small and extrapolated, IVF at ``n``;
     with ``sklearn_at_n``, scikit-learn's exact search measured at ``n`` too (50 minutes at
     10^6 here)."""
-    from skastro.distributed._neighbors import FaissNeighbors
-
-    rows = [_knn_row(workdir, "scikit-learn exact", s, "sklearn", "-") for s in exact_sizes]
-    sklearn_row, sklearn_power = _extrapolated(rows, "scikit-learn exact", n)
+    rows = [
+        bs.knn_row(workdir, "scikit-learn exact", s, "sklearn", "-", "scores.npy")
+        for s in exact_sizes
+    ]
+    sklearn_row, sklearn_power = bs.extrapolated_row(rows, "scikit-learn exact", n)
     rows.append(sklearn_row)
     predicted = sklearn_row["total_s"]
     if sklearn_at_n:
-        sklearn_row = _knn_row(workdir, "scikit-learn exact", n, "sklearn", "-")
+        sklearn_row = bs.knn_row(workdir, "scikit-learn exact", n, "sklearn", "-", "scores.npy")
         rows.append(sklearn_row)
-    rows += [_knn_row(workdir, "FAISS flat (exact)", s, "faiss", "flat") for s in exact_sizes[-2:]]
-    flat_row, flat_power = _extrapolated(rows, "FAISS flat (exact)", n)
+    rows += [
+        bs.knn_row(workdir, "FAISS flat (exact)", s, "faiss", "flat", "scores.npy")
+        for s in exact_sizes[-2:]
+    ]
+    flat_row, flat_power = bs.extrapolated_row(rows, "FAISS flat (exact)", n)
     rows.append(flat_row)
-    ivf_row = _knn_row(workdir, "FAISS ivf", n, "faiss", "ivf")
+    ivf_row = bs.knn_row(workdir, "FAISS ivf", n, "faiss", "ivf", "scores.npy")
     rows.append(ivf_row)
-    Z, _ = bs.make_embeddings(n, seed=0)
-    Q, _ = bs.make_embeddings(queries, seed=2)
-    _, exact = FaissNeighbors(index="flat").fit(Z).kneighbors(Q, 5)
-    _, approx = FaissNeighbors(index="ivf").fit(Z).kneighbors(Q, 5)
-    recall = float(np.mean([len(set(e) & set(a)) / 5 for e, a in zip(exact, approx)]))
+    recall = bs._ivf_recall(n, queries)
     ivf, sklearn_s, flat_s = ivf_row["total_s"], sklearn_row["total_s"], flat_row["total_s"]
     notes = (
         f"Embeddings: {n:,} x 32 float32, a mixture of 20 Gaussian clusters; fit on them, score "
@@ -90,24 +71,11 @@ def neighbours(workdir, n, exact_sizes, queries=5000, sklearn_at_n=False):
 
 def clustering(workdir, n, sample):
     """Rows for HDBSCAN (sample, 2 local workers) and k-means (sample) on ``n`` embeddings."""
-    from sklearn.metrics import adjusted_rand_score
-
     _, truth = bs.make_embeddings(n, seed=0)
-    rows = []
-    for method, workers in (("hdbscan", 2), ("kmeans", 0)):
-        stem = workdir / f"cluster_{method}_{workers}"
-        result, _ = bs.run_child(bs._CLUSTER, HERE, n, method, sample, workers, stem)
-        labels = np.load(str(stem) + "_labels.npy")
-        rows.append({
-            "method": f"{method} on a sample of {sample:,}",
-            "assigned": "2 local workers" if workers else "this process",
-            "n": n, "fit_s": result["fit"], "assign_s": result["assign"],
-            "total_s": result["seconds"], "clusters": result["n_clusters"],
-            "noise_fraction": result["noise"],
-            "ARI_vs_truth": adjusted_rand_score(truth, labels),
-            "peak_rss_gib": result["peak_rss"] / bs.GIB,
-        })  # fmt: skip
-    return rows
+    return [
+        bs.cluster_row(workdir, n, method, sample, workers, truth)
+        for method, workers in (("hdbscan", 2), ("kmeans", 0))
+    ]
 
 
 def main(argv=None):
