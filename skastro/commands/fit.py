@@ -330,18 +330,21 @@ class InterruptGuard:
 
     def __init__(self):
         self.count = 0
-        self.requested = False
         self._shielded = False
         self._pending = False
         self._previous = None
 
     def _handler(self, signum, frame):
         self.count += 1
-        self.requested = True
         if self._shielded:
             self._pending = True
             return
         raise KeyboardInterrupt
+
+    @property
+    def requested(self):
+        """Whether Ctrl+C has been pressed since the guard was made."""
+        return self.count > 0
 
     def check(self):
         """Raise KeyboardInterrupt if Ctrl+C was pressed (outside a checkpoint write)."""
