@@ -23,7 +23,8 @@ Suites:
   denoiser (tuned per variant on validation images), and the clustering of its
   representation (KMeans ARI, 4 morphologies) against PCA.
 
-Run: ``python benchmarks/shift.py SUITE [--which judging|development] [--quick]``.
+Run: ``python benchmarks/shift.py SUITE [--which judging|development] [--quick]``
+(``--no-deep``: the star-galaxy suite without the CondVAE recipe and the CNN).
 """
 
 import argparse
@@ -118,12 +119,12 @@ def star_galaxy_variant(v, sizes, device, with_deep=True):
     return results, seconds
 
 
-def run_star_galaxy(which, quick, device):
+def run_star_galaxy(which, quick, device, with_deep=True):
     sizes = SG_QUICK if quick else SG_SIZES
     rows, notes = [], []
     for v in sv.variants("star_galaxy", which):
         print(f"--- {v.name}", flush=True)
-        results, seconds = star_galaxy_variant(v, sizes, device)
+        results, seconds = star_galaxy_variant(v, sizes, device, with_deep=with_deep)
         for method, runs in results.items():
             runs = np.asarray(runs)
             row = {"variant": v.name, "method": method}
@@ -137,7 +138,7 @@ def run_star_galaxy(which, quick, device):
         notes.append(f"- {v.name}: seconds per fit {seconds}")
     verdicts = _star_galaxy_verdicts(rows)
     _write(
-        f"star_galaxy_{which}",
+        f"star_galaxy_{which}" + ("" if with_deep else "_no_deep"),
         f"Star-galaxy separation on the {which} variants",
         rows,
         f"Sizes: {sizes}.\n\n" + "\n".join(verdicts + notes),
@@ -489,8 +490,17 @@ def main(argv=None):
     parser.add_argument("--which", choices=("development", "judging"), default="judging")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the script")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--no-deep",
+        action="store_true",
+        help="star_galaxy only: skip the CondVAE recipe and the supervised CNN (minutes per "
+        "variant) and write results/shift_star_galaxy_<which>_no_deep.md",
+    )
     args = parser.parse_args(argv)
-    SUITES[args.suite](args.which, args.quick, args.device)
+    if args.no_deep and args.suite != "star_galaxy":
+        parser.error("--no-deep applies to the star_galaxy suite only")
+    extra = {"with_deep": False} if args.no_deep else {}
+    SUITES[args.suite](args.which, args.quick, args.device, **extra)
 
 
 if __name__ == "__main__":

@@ -192,6 +192,89 @@ def test_only_images_with_a_real_neighbour_are_deblended(fitted, monkeypatch):
     np.testing.assert_array_equal(prepared, unchanged)
 
 
+def test_synthetic_blends_add_a_donors_sources_not_its_noise():
+    from skastro.estimators import star_galaxy_classifier as module
+
+    rng = np.random.default_rng(3)
+    shape = (33, 33)
+    hosts = np.stack([_gaussian(shape, 0.0, 0.0, 1.5, 2000.0) + rng.standard_normal(shape)] * 3)
+    donors = np.stack([_gaussian(shape, 0.0, 0.0, 1.5, 4000.0) + rng.standard_normal(shape)] * 3)
+    images = np.concatenate([hosts, donors])
+    copies = module._synthetic_blends(
+        images, np.ones(6), np.array([0, 1, 2]), np.array([3, 4, 5]), np.random.RandomState(0)
+    )
+    added = copies - hosts
+    y, x = module._centred_grid(shape)
+    for extra in added:
+        flux = extra.sum()
+        # scaled by a factor in _BLEND_FLUX_RANGE (the source's faint wings below the
+        # threshold stay out)
+        low, high = module._BLEND_FLUX_RANGE
+        assert 0.9 * low * 4000.0 < flux < high * 4000.0
+        distance = np.hypot((extra * y).sum() / flux, (extra * x).sum() / flux)
+        assert module._BLEND_DISTANCE_RANGE[0] - 0.3 < distance < module._BLEND_DISTANCE_RANGE[1]
+        # far from the donor's source the host's pixels are unchanged: no noise was added
+        assert (extra == 0.0).mean() > 0.8
+
+
+def test_blended_bright_images_are_replaced_by_synthetic_blends_of_unblended_ones(monkeypatch):
+    from skastro.estimators import star_galaxy_classifier as module
+
+    X, _ = hand_made(240, seed=2)
+    rng = np.random.default_rng(5)
+    blended = rng.random(len(X)) < 0.15
+    for i in np.flatnonzero(blended):
+        X[i] += _gaussian((SIZE, SIZE), 3.0, 2.0, 1.5, 2000.0).astype(np.float32)
+    calls, original = [], module._synthetic_blends
+
+    def spy(images, sigma, hosts, donors, rng):
+        calls.append(hosts)
+        return original(images, sigma, hosts, donors, rng)
+
+    monkeypatch.setattr(module, "_synthetic_blends", spy)
+    clf = StarGalaxyClassifier(n_levels=2, random_state=0).fit(X)
+    sky_free, sigma = clf._sky_free(clf._check_X(X, reset=False))
+    _, _, is_blended = clf._clean(sky_free, sigma)
+    _, snr = module._measure(clf._prepare(clf._check_X(X, reset=False))[0], sigma)
+    bright = np.flatnonzero(snr > clf.snr_cut_)
+    assert is_blended[bright].sum() > 5  # the neighbours 3.6 px away make blends
+    assert clf.n_synthetic_blends_ == is_blended[bright].sum()
+    (hosts,) = calls
+    assert len(hosts) == clf.n_synthetic_blends_
+    assert not is_blended[bright][hosts].any()  # made from unblended bright images only
+    assert StarGalaxyClassifier(n_levels=2, mask_neighbours=False).fit(X).n_synthetic_blends_ == 0
+
+
+def test_a_mixture_split_not_by_size_falls_back_to_diagonal_covariances(monkeypatch):
+    """A split whose sides overlap in fitted width (AUC 0.916) is not accepted as stars."""
+    from skastro.estimators import star_galaxy_classifier as module
+
+    width = np.linspace(0.0, 1.0, 100)
+    by_size = width > 0.5
+    # a split mostly by size, with 7 small objects on the large side and 7 large on the small
+    # side: what a split of blended from unblended images looked like on development data
+    mixed = by_size.copy()
+    mixed[30:37], mixed[60:67] = True, False
+    assert 0.9 < module._size_split(mixed, width) < module._MIN_SIZE_SPLIT
+
+    class FakeMixture:
+        def __init__(self, n_components, *, covariance_type, **_):
+            self.covariance_type = covariance_type
+
+        def fit(self, Z):
+            return self
+
+        def predict_proba(self, Z):
+            galaxy = mixed if self.covariance_type == "full" else by_size
+            return np.column_stack([~galaxy, galaxy]).astype(float)
+
+    monkeypatch.setattr(module, "GaussianMixture", FakeMixture)
+    features = np.column_stack([width, -width, np.log1p(width), np.ones_like(width)])
+    galaxy_probability, mixture, _ = module._bright_modes(features, np.random.RandomState(0))
+    assert mixture.covariance_type == "diag"
+    np.testing.assert_array_equal(galaxy_probability, by_size.astype(float))
+
+
 def test_errors(fitted):
     clf, X, _ = fitted
     with pytest.raises(NotFittedError):
