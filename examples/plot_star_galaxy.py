@@ -5,7 +5,7 @@ Unsupervised star-galaxy separation and segmentation
 :class:`~skastro.StarGalaxyClassifier` is the recommended way to separate stars from galaxies
 without labels: it measures the light profile in one band and learns, from the images alone,
 what point sources look like (see its page; on survey variants it was not developed on it
-beats the concentration index on 4 of 5, ``benchmarks/results/shift.md``). This example puts
+beats the concentration index on all 5, ``benchmarks/results/shift.md``). This example puts
 it next to a research method, :class:`~skastro.CondVAEClassifier`: a residual
 autoencoder whose latent has one *class unit*, pulled toward a bimodal prior
 ``½ N(-m, s²) + ½ N(m, s²)``, next to free units that carry everything else the
