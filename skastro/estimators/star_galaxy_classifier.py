@@ -301,7 +301,9 @@ class StarGalaxyClassifier(ClassifierMixin, BaseEstimator):
             hosts = rng.choice(np.flatnonzero(isolated), n_blended)
             donors = rng.randint(len(bright), size=n_blended)
             copies = _synthetic_blends(sky_free[bright], sigma[bright], hosts, donors, rng)
-            copy_image, copy_masked, _ = self._clean(copies, sigma[bright][hosts])
+            copy_image, copy_masked, _ = self._clean(
+                copies, sigma[bright][hosts], flag_blends=False
+            )
             copy_features, copy_snr = _measure(copy_image, sigma[bright][hosts])
             copy_parts = [copy_image, copy_masked, copy_features, copy_snr, sigma[bright][hosts]]
             parts = [np.concatenate([p[isolated], c]) for p, c in zip(parts, copy_parts)]
@@ -413,7 +415,7 @@ class StarGalaxyClassifier(ClassifierMixin, BaseEstimator):
         Images with a real neighbour near the object are also deblended symmetrically.
         """
         image, sigma = self._sky_free(cubes)
-        image, masked, _ = self._clean(image, sigma)
+        image, masked, _ = self._clean(image, sigma, flag_blends=False)
         return image, sigma, masked
 
     def _sky_free(self, cubes):
@@ -422,12 +424,13 @@ class StarGalaxyClassifier(ClassifierMixin, BaseEstimator):
         border = self.border if self.border is not None else max(2, image.shape[-1] // 10)
         return _subtract_sky(image, border)
 
-    def _clean(self, image, sigma):
+    def _clean(self, image, sigma, flag_blends=True):
         """Mask neighbours and deblend images with a real one near the object.
 
         Returns the cleaned copy of ``image``, the masked pixels, and per image whether it is
         blended: whether symmetric deblending removes at least ``_BLENDED_FRACTION`` of the
-        central light of the masked image, whether or not it was applied (the gate).
+        central light of the masked image, whether or not it was applied (the gate); all
+        False unless ``flag_blends``.
         """
         image = image.copy()
         masked = np.zeros(image.shape, dtype=bool)
@@ -436,7 +439,8 @@ class StarGalaxyClassifier(ClassifierMixin, BaseEstimator):
             masked, near = _neighbour_mask(image, sigma)
             image[masked] = 0.0
             y, x = _centred_grid(image.shape[1:])
-            blended = _removed_fraction(image, sigma, y, x) >= _BLENDED_FRACTION
+            if flag_blends:
+                blended = _removed_fraction(image, sigma, y, x) >= _BLENDED_FRACTION
             if near.any():
                 image[near] = _symmetric(image[near], sigma[near], y, x)
         return image, masked, blended
