@@ -183,6 +183,8 @@ class StarGalaxyClassifier(ClassifierMixin, BaseEstimator):
     ``benchmarks/results/shift.md``) it beats the concentration index (r-band flux within
     2 px over flux within 6 px) on the AUC over all images and over the faint half on all
     five (0.799-0.950 against 0.775-0.935; faint half 0.710-0.910 against 0.690-0.897).
+    Those figures are from the fourth run on the judging variants: each change before it was
+    developed on other variants, but the earlier runs had shown where it fell short.
     Objects much smaller than the PSF look like stars to any method that sees only their
     light profile: that limit is physical, not a matter of tuning.
 
