@@ -303,11 +303,10 @@ class StarGalaxyClassifier(ClassifierMixin, BaseEstimator):
             hosts = rng.choice(np.flatnonzero(isolated), n_blended)
             donors = rng.randint(len(bright), size=n_blended)
             copies = _synthetic_blends(sky_free[bright], sigma[bright], hosts, donors, rng)
-            copy_image, copy_masked, _ = self._clean(
-                copies, sigma[bright][hosts], flag_blends=False
-            )
-            copy_features, copy_snr = _measure(copy_image, sigma[bright][hosts])
-            copy_parts = [copy_image, copy_masked, copy_features, copy_snr, sigma[bright][hosts]]
+            host_sigma = sigma[bright][hosts]
+            copy_image, copy_masked, _ = self._clean(copies, host_sigma, flag_blends=False)
+            copy_features, copy_snr = _measure(copy_image, host_sigma)
+            copy_parts = [copy_image, copy_masked, copy_features, copy_snr, host_sigma]
             parts = [np.concatenate([p[isolated], c]) for p, c in zip(parts, copy_parts)]
             labels = np.r_[galaxy_probability[isolated], galaxy_probability[hosts]]
         train_image, train_masked, train_features, train_snr, train_sigma = parts
@@ -442,8 +441,14 @@ class StarGalaxyClassifier(ClassifierMixin, BaseEstimator):
             image[masked] = 0.0
             y, x = _centred_grid(image.shape[1:])
             if flag_blends:
-                blended = _removed_fraction(image, sigma, y, x) >= _BLENDED_FRACTION
-            if near.any():
+                # the template of every image, once: it flags the blends and deblends the
+                # images with a real neighbour (as _symmetric does)
+                template = _symmetric_template(image, sigma, y, x)
+                loss = _central_loss(image, template, y, x)
+                blended = loss >= _BLENDED_FRACTION
+                deblend = near & (loss > _BLENDED_FRACTION)
+                image[deblend] = template[deblend]
+            elif near.any():
                 image[near] = _symmetric(image[near], sigma[near], y, x)
         return image, masked, blended
 
@@ -660,12 +665,8 @@ def _symmetric(image, sigma, y, x):
     return np.where(blended[:, None, None], result, image)
 
 
-def _removed_fraction(image, sigma, y, x):
-    """Fraction of the central light (within ``_FIT_RADIUS``) symmetric deblending removes."""
-    return _central_loss(image, _symmetric_template(image, sigma, y, x), y, x)
-
-
 def _central_loss(image, result, y, x):
+    """Fraction of the central light (within ``_FIT_RADIUS``) that ``result`` lacks."""
     inside = np.hypot(y, x) <= _FIT_RADIUS
     removed = (image - result)[:, inside].sum(axis=1)
     light = np.clip(image[:, inside], 0.0, None).sum(axis=1)

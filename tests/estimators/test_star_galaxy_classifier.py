@@ -234,8 +234,8 @@ def test_blended_bright_images_are_replaced_by_synthetic_blends_of_unblended_one
     monkeypatch.setattr(module, "_synthetic_blends", spy)
     clf = StarGalaxyClassifier(n_levels=2, random_state=0).fit(X)
     sky_free, sigma = clf._sky_free(clf._check_X(X, reset=False))
-    _, _, is_blended = clf._clean(sky_free, sigma)
-    _, snr = module._measure(clf._prepare(clf._check_X(X, reset=False))[0], sigma)
+    image, _, is_blended = clf._clean(sky_free, sigma)
+    _, snr = module._measure(image, sigma)
     bright = np.flatnonzero(snr > clf.snr_cut_)
     assert is_blended[bright].sum() > 5  # the neighbours 3.6 px away make blends
     assert clf.n_synthetic_blends_ == is_blended[bright].sum()
