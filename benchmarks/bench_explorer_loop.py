@@ -208,28 +208,6 @@ def _figure(runs, path):
     plt.close(fig)
 
 
-def _notes(rows, runs, cfg):
-    lines = [
-        f"make_galaxies: {cfg['n_galaxies']} galaxies of 32x32 px with {4 * cfg['per_kind']} "
-        f"artefacts ({cfg['per_kind']} of each kind), seeds {', '.join(map(str, cfg['seeds']))}"
-        f"; VICReg: ResNet (16, 32, 64), stem stride 2, 64-D, {cfg['epochs']} epochs, batch "
-        "128, fitted on the images without labels. The expert labels the 5 unlabelled "
-        f"images at the top of the gallery in each of {ROUNDS} rounds (20 labels); top "
-        f"{TOP} shares. Figure: benchmarks/results/explorer_loop.png.",
-        "",
-        "Each seed (top50_before -> top50_after; next50_after vs next50_score_only):",
-    ]
-    lines[-1:-1] = [HISTORY, ""]
-    for run in runs:
-        lines.append(
-            f"- {run['embedding']}, {run['expert']}, seed {run['seed']}: "
-            f"{run['top50_before']:.2f} -> {run['top50_after']:.2f}; "
-            f"{run['next50_after']:.2f} vs {run['next50_score_only']:.2f} "
-            f"({run['labels_interesting']} of the 20 labels 'interesting')"
-        )
-    return "\n".join(lines)
-
-
 # What the section said before, kept with the figures that replaced it.
 HISTORY = (
     "History: the first report (2026-12-04, an Intel Xeon, seeds 10-12 only) gave VICReg, "
@@ -245,6 +223,29 @@ HISTORY = (
     "the positive-unlabelled model kept from demoting while no label is 'not interesting') "
     "each lost on one row or another, so none replaced it."
 )
+
+
+def _notes(rows, runs, cfg):
+    lines = [
+        f"make_galaxies: {cfg['n_galaxies']} galaxies of 32x32 px with {4 * cfg['per_kind']} "
+        f"artefacts ({cfg['per_kind']} of each kind), seeds {', '.join(map(str, cfg['seeds']))}"
+        f"; VICReg: ResNet (16, 32, 64), stem stride 2, 64-D, {cfg['epochs']} epochs, batch "
+        "128, fitted on the images without labels. The expert labels the 5 unlabelled "
+        f"images at the top of the gallery in each of {ROUNDS} rounds (20 labels); top "
+        f"{TOP} shares. Figure: benchmarks/results/explorer_loop.png.",
+        "",
+        HISTORY,
+        "",
+        "Each seed (top50_before -> top50_after; next50_after vs next50_score_only):",
+    ]
+    for run in runs:
+        lines.append(
+            f"- {run['embedding']}, {run['expert']}, seed {run['seed']}: "
+            f"{run['top50_before']:.2f} -> {run['top50_after']:.2f}; "
+            f"{run['next50_after']:.2f} vs {run['next50_score_only']:.2f} "
+            f"({run['labels_interesting']} of the 20 labels 'interesting')"
+        )
+    return "\n".join(lines)
 
 
 COLUMNS = [
