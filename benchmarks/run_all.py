@@ -16,7 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ORDER = [
     "foundation", "disks", "denoising", "vicreg", "star_galaxy", "cli_memory", "explorer",
-    "disk_training", "gpu",
+    "disk_training", "loop_overhead", "gpu",
 ]  # fmt: skip
 
 
