@@ -75,8 +75,9 @@ class _BatchRecords:
                 )
                 raise NonFiniteLossError(
                     f"the training loss became {numbers[0]} at epoch {epoch} ({details}). "
-                    "Training was stopped and the estimator left unfitted. Try a lower lr, "
-                    "check the input scaling (e.g. ImageScaler), or lower the loss weights."
+                    "Training was stopped and the estimator left as it was before this fit. "
+                    "Try a lower lr, check the input scaling (e.g. ImageScaler), or lower the "
+                    "loss weights."
                 )
 
 

@@ -184,10 +184,8 @@ class ImageBatches:
         if finite.all():
             return batch
         if self.nan_policy == "fill":
-            batch = batch.copy() if not batch.flags.writeable else batch
-            fill = np.broadcast_to(self.fill_values[None, :, None, None], batch.shape)
-            batch[~finite] = fill[~finite]
-            return batch
+            # a new array: the batch may be a view of the user's images, never written to
+            return np.where(finite, batch, self.fill_values[None, :, None, None])
         bad = np.flatnonzero(~finite.reshape(len(batch), -1).all(axis=1))
         positions = np.arange(len(self))[index][bad] if index is not None else bad
         raise ValueError(non_finite_message(len(bad), positions[:5], partial=True))
@@ -396,7 +394,17 @@ def check_input_scale(data, mean, std, estimator_name="estimator"):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN channels
         low = np.nanmin(images, axis=(0, 2, 3)).astype(np.float64)
         high = np.nanmax(images, axis=(0, 2, 3)).astype(np.float64)
+        # +-inf pixels are nan_policy's to fill or refuse, not a sign of another scale: the
+        # channels that hold some are measured on their finite pixels (a copy, but rare)
+        for channel in np.flatnonzero(np.isinf(low) | np.isinf(high)):
+            pixels = images[:, channel]
+            pixels = pixels[np.isfinite(pixels)]
+            low[channel], high[channel] = (
+                (pixels.min(), pixels.max()) if pixels.size else (np.nan, np.nan)
+            )
     spread = np.fmax(np.abs(low - mean), np.abs(high - mean)) / np.asarray(std, np.float64)
+    if np.isnan(spread).all():
+        return  # no finite pixel: nothing to compare
     if np.nanmax(spread) > MAX_STANDARDISED:
         channel = int(np.nanargmax(spread))
         raise ValueError(

@@ -184,7 +184,7 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
         """Fitted state computed from the trained network, after ``fit`` and ``partial_fit``.
 
         ``y`` is what :meth:`_check_y` returned. An exception here fails the fit: a new fit
-        leaves the estimator unfitted, as every failed fit does.
+        leaves the estimator as it was before the call, as every failed fit does.
         """
 
     # ------------------------------------------------------------------ input scaling
@@ -414,9 +414,11 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
             self._after_training(net)
             self._after_fit(X, y)
         except BaseException:
-            # A failed fit leaves the estimator as it was before the call: unfitted.
+            # A failed fit leaves the estimator as it was before the call: unfitted, or fitted
+            # as before (as scikit-learn's estimators do); what this fit set is dropped.
             for key in [k for k in vars(self) if k.endswith("_")]:
                 delattr(self, key)
+            vars(self).update(fitted_before)
             raise
         return self
 

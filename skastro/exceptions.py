@@ -51,7 +51,8 @@ class NonFiniteLossError(FloatingPointError):
     """Training stopped because a loss became NaN or infinite.
 
     skorch keeps training through a NaN loss, and early stopping can hide it, so skastro's
-    estimators check every batch and stop with this error. The estimator is left unfitted.
+    estimators check every batch and stop with this error. The estimator is left as it was
+    before the call (unfitted, or with its earlier weights).
     """
 
 

@@ -41,6 +41,33 @@ def test_nan_policy_fill_fits_and_transforms(tiny_images):
     np.testing.assert_allclose(Z, ae.transform(filled), rtol=1e-5, atol=1e-6)
 
 
+def test_nan_policy_fill_never_writes_into_the_users_images(tiny_images):
+    # float32 in C order is read as views of the user's array; the fill must go into copies
+    X = tiny_images[0].copy()
+    assert X.dtype == np.float32 and X.flags.c_contiguous
+    X[:5, 0, 4:8, 4:8] = np.nan
+    X[5, 0, 0, 0] = -np.inf
+    before = X.copy()
+    ae = tiny_ae(nan_policy="fill").fit(X)
+    ae.transform(X)
+    ae.reconstruct(X)
+    ae.score(X)
+    np.testing.assert_array_equal(X, before)  # NaN where there was NaN, -inf where -inf
+
+
+def test_nan_policy_fill_fills_inf_pixels_at_transform_too(tiny_images):
+    X = tiny_images[0].copy()
+    X[0, 0, 3, 3] = np.inf
+    ae = tiny_ae(nan_policy="fill").fit(X.copy())  # fit fills the inf pixel
+    Z = ae.transform(X)  # ... and so does transform, instead of calling it a scale error
+    filled = np.where(np.isfinite(X), X, ae.channel_mean_[0])
+    np.testing.assert_allclose(Z, ae.transform(filled), rtol=1e-5, atol=1e-6)
+    # a finite pixel far off the training scale is still refused
+    X[1, 0, 0, 0] = 1e30
+    with pytest.raises(ValueError, match="standard deviations from the mean"):
+        ae.transform(X)
+
+
 def test_nan_in_transform_after_clean_fit_raises(fitted_tiny_ae, tiny_images):
     X = tiny_images[0].copy()
     X[2, 0, 0, 0] = np.nan
@@ -280,6 +307,23 @@ def test_non_finite_loss_stops_training_and_leaves_unfitted(tiny_images):
         ae.fit(tiny_images[0])
     with pytest.raises(NotFittedError):
         ae.transform(tiny_images[0])
+
+
+def test_failed_refit_keeps_the_earlier_fit(tiny_images):
+    X = tiny_images[0]
+    ae = tiny_ae(max_epochs=2).fit(X)
+    before, history = ae.transform(X), len(ae.history_)
+    bad = X.copy()
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        ae.fit(bad)  # refused while validating
+    np.testing.assert_array_equal(ae.transform(X), before)
+    ae.set_params(max_epochs=4, callbacks=[_NanAfter(2)])
+    with pytest.raises(NonFiniteLossError, match="left as it was before this fit"):
+        ae.fit(X)  # fails while training a new network
+    np.testing.assert_array_equal(ae.transform(X), before)
+    assert len(ae.history_) == history
+    assert ae.get_params()["max_epochs"] == 4  # parameters are the user's, not rolled back
 
 
 def test_failed_warm_start_restores_previous_weights(tiny_images):
