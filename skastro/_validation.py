@@ -144,14 +144,17 @@ class ImageBatches:
     checked : bool
         True when every pixel has already been checked for finiteness (in-memory input);
         lazily loaded input is checked batch by batch as it is read.
+    can_fill : bool
+        Whether the estimator offers ``nan_policy="fill"`` (the NaN error suggests it).
     """
 
-    def __init__(self, X, layout, image_shape, nan_policy="raise", checked=False):
+    def __init__(self, X, layout, image_shape, nan_policy="raise", checked=False, can_fill=True):
         self.X = X
         self.layout = layout
         self.image_shape = tuple(image_shape)
         self.nan_policy = nan_policy
         self.checked = checked
+        self.can_fill = can_fill
         self.fill_values = None
 
     def __len__(self):
@@ -188,7 +191,9 @@ class ImageBatches:
             return np.where(finite, batch, self.fill_values[None, :, None, None])
         bad = np.flatnonzero(~finite.reshape(len(batch), -1).all(axis=1))
         positions = np.arange(len(self))[index][bad] if index is not None else bad
-        raise ValueError(non_finite_message(len(bad), positions[:5], partial=True))
+        raise ValueError(
+            non_finite_message(len(bad), positions[:5], partial=True, can_fill=self.can_fill)
+        )
 
     def iter_slices(self, batch_size):
         """Yield ``(start, stop)`` of consecutive batches, in order."""
@@ -204,14 +209,22 @@ class ImageBatches:
         return images
 
 
-def non_finite_message(n_bad, first_indices, partial=False):
-    """The error text for NaN/inf pixels: how many images, which ones, how to proceed."""
+def non_finite_message(n_bad, first_indices, partial=False, can_fill=True):
+    """The error text for NaN/inf pixels: how many images, which ones, how to proceed.
+
+    ``can_fill``: the estimator has ``nan_policy="fill"`` to suggest.
+    """
     first = ", ".join(str(int(i)) for i in first_indices)
     scope = "at least " if partial else ""
+    how = (
+        "fill them before fitting, or pass nan_policy='fill' to replace them with the "
+        "per-channel mean of the training images."
+        if can_fill
+        else "fill them first (e.g. with the sky level around them) or leave those images out."
+    )
     return (
         f"X contains NaN or inf pixels in {scope}{n_bad} image(s) (first indices: {first}). "
-        "Masked pixels are common in astronomy: fill them before fitting, or pass "
-        "nan_policy='fill' to replace them with the per-channel mean of the training images."
+        f"Masked pixels are common in astronomy: {how}"
     )
 
 
@@ -240,6 +253,7 @@ def check_images(
     expected_shape=None,
     estimator_name="estimator",
     scan_lazy=False,
+    can_fill=True,
 ):
     """Validate images and return an :class:`ImageBatches` view of them.
 
@@ -258,6 +272,8 @@ def check_images(
     scan_lazy : bool
         Also scan lazily loaded arrays for NaN/inf up front (in chunks) instead of batch by
         batch as they are read.
+    can_fill : bool
+        Whether the estimator offers ``nan_policy="fill"``, which the NaN error then suggests.
 
     Returns
     -------
@@ -331,9 +347,11 @@ def check_images(
                 "become inf in training; rescale the images first (e.g. with ImageScaler)."
             )
         if len(bad) and nan_policy == "raise":
-            raise ValueError(non_finite_message(len(bad), bad[:5]))
+            raise ValueError(non_finite_message(len(bad), bad[:5], can_fill=can_fill))
         checked = not len(bad)
-    batches = ImageBatches(X, layout, shape, nan_policy=nan_policy, checked=checked)
+    batches = ImageBatches(
+        X, layout, shape, nan_policy=nan_policy, checked=checked, can_fill=can_fill
+    )
     return batches
 
 
@@ -356,7 +374,10 @@ def check_cutouts(X, *, expected_shape, estimator_name, measures):
     ...               measures="measures fluxes").image_shape
     (1, 8, 8)
     """
-    batches = check_images(X, expected_shape=expected_shape, estimator_name=estimator_name)
+    # these estimators have no nan_policy: their NaN error does not suggest one
+    batches = check_images(
+        X, expected_shape=expected_shape, estimator_name=estimator_name, can_fill=False
+    )
     if batches.layout == "flat":
         raise ValueError(
             f"{estimator_name} {measures}, so it needs images as (n, H, W) or (n, C, H, W) "

@@ -291,3 +291,10 @@ def test_errors(fitted):
         StarGalaxyClassifier(bright_fraction=1.5).fit(X)
     with pytest.raises(ValueError, match="shape"):
         clf.decision_function(X[:, :-2, :-2])
+    # masked pixels: the advice must not name a parameter this estimator does not have
+    holed = X.copy()
+    holed[4, 0, 0] = np.nan
+    for call in (StarGalaxyClassifier().fit, clf.decision_function):
+        with pytest.raises(ValueError, match="NaN or inf pixels in 1 image") as error:
+            call(holed)
+        assert "nan_policy" not in str(error.value)
