@@ -192,6 +192,14 @@ class ImageScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             # one row per channel, all images' pixels of that channel along it
             per_channel = np.moveaxis(X, 1, 0).reshape(X.shape[1], -1)
             lower, upper = _limits(per_channel, self._percentile())
+            empty = np.flatnonzero(~(np.isfinite(lower) & np.isfinite(upper)))
+            if empty.size:
+                # limits of NaN would turn every pixel of that channel into NaN in transform
+                raise ValueError(
+                    f"channel {int(empty[0])} of X has no finite pixel, so ImageScaler("
+                    "per_image=False) cannot learn its clip limits; fit on images whose "
+                    "channels hold finite values, or use per_image=True."
+                )
             self.lower_ = np.asarray(lower, dtype=np.float64)
             self.upper_ = np.asarray(upper, dtype=np.float64)
         return self
@@ -208,7 +216,8 @@ class ImageScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Returns
         -------
         Xt : ndarray of the same shape
-            Scaled images; float32 for float32 input, else float64. NaN stays NaN.
+            Scaled images; float32 and float16 input keep their dtype, other input gives float64
+            (as scikit-learn's scalers do). NaN stays NaN.
         """
         check_is_fitted(self)
         X, layout = self._validate_images(X, reset=False, return_layout=True)

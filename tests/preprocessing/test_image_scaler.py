@@ -126,6 +126,16 @@ def test_fully_masked_image_is_all_nan_without_warnings(images):
     assert np.isnan(Xt[2]).all() and not np.isnan(Xt[[0, 1, 3, 4]]).any()
 
 
+def test_global_limits_need_a_finite_pixel_per_channel(images):
+    X = images.copy()
+    X[:, 1] = np.nan  # a band masked in every image: no limits to learn for it
+    scaler = ImageScaler(per_image=False).fit(images)
+    with pytest.raises(ValueError, match="channel 1 of X has no finite pixel"):
+        scaler.fit(X)
+    assert np.isfinite(scaler.lower_).all()  # the failed fit kept the earlier limits
+    assert np.isnan(ImageScaler(per_image=True).fit_transform(X)[:, 1]).all()
+
+
 @pytest.mark.parametrize("shape", [(5, 12, 12), (5, 3, 12, 12), (5, 144)])
 def test_layout_is_kept(images, shape):
     X = images[:, :1] if len(shape) != 4 else images
