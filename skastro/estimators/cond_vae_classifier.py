@@ -8,6 +8,7 @@ from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 from sklearn.utils import ClassifierTags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import _num_samples, check_is_fitted, column_or_1d
 
 from skastro.base import DeepEstimator
@@ -292,7 +293,7 @@ class CondVAEClassifier(DeepEstimator):
         """
         return super().fit(X, y)
 
-    def partial_fit(self, X, y=None, epochs=None):
+    def partial_fit(self, X, y=None, epochs=None, classes=None):
         """Continue training for ``epochs`` more epochs (default ``max_epochs``).
 
         Parameters
@@ -303,17 +304,45 @@ class CondVAEClassifier(DeepEstimator):
             Only names the modes, as in :meth:`fit`.
         epochs : int or None
             Number of epochs to train; ``None`` means ``max_epochs``.
+        classes : array-like of two labels or None
+            scikit-learn's argument of incremental classifiers: every label ``y`` may hold.
+            Without ``y`` they become ``classes_`` (in sorted order) instead of 0 and 1.
 
         Returns
         -------
         self : object
         """
-        return super().partial_fit(X, y, epochs=epochs)
+        if classes is not None:
+            classes = np.unique(column_or_1d(classes))
+            if len(classes) != 2:
+                raise ValueError(
+                    "classes must hold the two labels of the class unit's modes, got "
+                    f"{len(classes)}: {classes[:5]}"
+                )
+            if y is not None and not np.isin(column_or_1d(y), classes).all():
+                raise ValueError(f"y holds labels that are not in classes={classes.tolist()}")
+        super().partial_fit(X, y, epochs=epochs)
+        if y is None and classes is not None:
+            self.classes_ = classes
+        return self
 
     def _check_y(self, X, y):
         if y is None:
             return None
         y = column_or_1d(y, warn=True)
+        kind = type_of_target(y, input_name="y")
+        if kind not in ("binary", "multiclass"):
+            # scikit-learn's wording ("Unknown label type", "continuous"), and why it matters
+            raise ValueError(
+                f"Unknown label type: {kind}. y only names the two modes of the class unit, "
+                "so it must hold two class labels, not continuous values."
+            )
+        if kind == "multiclass":
+            raise ValueError(
+                "Only binary classification is supported. The type of the target is "
+                f"multiclass ({len(np.unique(y))} classes): y names the two modes of the class "
+                "unit. Fit without y to get labels 0 and 1."
+            )
         if len(y) != _num_samples(X):
             raise ValueError(
                 f"y has {len(y)} labels but X has {_num_samples(X)} images; y only names the "
@@ -518,8 +547,11 @@ class CondVAEClassifier(DeepEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        # A classifier to scikit-learn (cross-validation splits y by class, so every training
+        # fold can name both modes; the 'roc_auc' scorer accepts it), though it does not learn
+        # from y and does not need one; the labels y may name are binary only.
+        tags.estimator_type = "classifier"
         tags.target_tags.required = False
-        # Not a scikit-learn classifier (it does not learn from y), but the labels y may name
-        # are binary only: declaring that lets generic checks pass two-class y.
-        tags.classifier_tags = ClassifierTags(multi_class=False)
+        # poor_score: it never sees the labels, so generic checks' accuracy floors do not apply
+        tags.classifier_tags = ClassifierTags(multi_class=False, poor_score=True)
         return tags

@@ -109,12 +109,49 @@ def test_y_only_names_the_modes(data):
         (np.arange(64) % 3, "3 classes"),
         (np.zeros(64), "one class"),
         (np.arange(10) % 2, "one label per image"),
+        (np.linspace(0.0, 1.0, 64), "Unknown label type: continuous"),
     ],
 )
 def test_bad_labels_raise(data, y, message):
     X, _ = data
     with pytest.raises(ValueError, match=message):
         CondVAEClassifier(**SMALL).fit(X, y)
+
+
+def test_cross_validation_splits_by_class_so_sorted_labels_work(data):
+    # catalogues often list one class after the other; unstratified folds would then train
+    # on a single class, which cannot name two modes
+    from sklearn.base import is_classifier
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+
+    from skastro.metrics import make_auc_scorer
+
+    X, y = data
+    order = np.argsort(y, kind="stable")
+    X, y = X[order], y[order]
+    model = CondVAEClassifier(**{**SMALL, "max_epochs": 1})
+    assert is_classifier(model)
+    search = GridSearchCV(
+        model, {"prior_distance": ["kl", "wasserstein"]}, cv=2, error_score="raise",
+        scoring=make_auc_scorer(sign_invariant=True),
+    ).fit(X, y)  # fmt: skip
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    auc = cross_val_score(model, X, y, cv=2, scoring="roc_auc", error_score="raise")
+    assert np.all((auc >= 0) & (auc <= 1))
+
+
+def test_partial_fit_takes_scikit_learns_classes(data):
+    X, y = data
+    labels = np.where(y == 1, "GALAXY", "STAR")
+    model = CondVAEClassifier(**{**SMALL, "max_epochs": 1})
+    model.partial_fit(X, classes=["STAR", "GALAXY"])
+    np.testing.assert_array_equal(model.classes_, ["GALAXY", "STAR"])
+    model.partial_fit(X, labels, classes=["STAR", "GALAXY"])
+    assert len(model.history_) == 2
+    with pytest.raises(ValueError, match="not in classes"):
+        model.partial_fit(X, labels, classes=["STAR", "QSO"])
+    with pytest.raises(ValueError, match="two labels"):
+        model.partial_fit(X, classes=["STAR", "GALAXY", "QSO"])
 
 
 @pytest.mark.parametrize(("prior_distance", "weight"), [("wasserstein", 2.0), ("kl", 0.01)])
