@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from skastro._limits import MAX_PARAMETERS, check_image_shape, check_network_size
+from skastro._permissions import match_permissions
 from skastro._registry import public_class
 from skastro._validation import check_widths
 from skastro.exceptions import ModelFormatError
@@ -505,6 +506,9 @@ def _atomic(target, write):
     os.close(fd)
     try:
         write(tmp)
+        # after writing (some writers replace the file): not mkstemp's 0600, which would
+        # hide the model from the user's group
+        match_permissions(tmp, like=target)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from skastro._permissions import match_permissions
+
 __all__ = [
     "PREPROCESSING_FILE",
     "STRETCHES",
@@ -139,6 +141,7 @@ def write_stretch(model_dir, stretch):
         "scaler": {"class": "ImageScaler", "params": _json_params(scaler)},
     }
     fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", dir=file.parent)
+    match_permissions(tmp, like=file)
     with os.fdopen(fd, "w") as handle:
         json.dump(info, handle, indent=2)
     os.replace(tmp, file)

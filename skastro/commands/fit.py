@@ -32,6 +32,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from skastro._permissions import match_permissions
 from skastro.commands._data import add_data_arguments
 from skastro.commands._errors import CommandError, reports_errors
 from skastro.commands._figures import FIT_FIGURES, write_fit_figures
@@ -206,14 +207,36 @@ def _check_params(cls, params):
 
 # ----------------------------------------------------------------------------- files
 def _check_writable(folder):
-    """Create ``folder`` and write a probe file in it, so a bad --out fails before training."""
+    """Create ``folder`` and write a probe file in it, so a bad --out fails before training.
+
+    Returns the folders it created, outermost first (:func:`_remove_created` takes them back
+    when the command fails).
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(
+            f"--out {folder} is a file; MODEL_DIR must be a folder (a new one, or one that "
+            "holds a model)"
+        )
+    created = [p for p in (folder, *folder.parents) if not p.exists()][::-1]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".skastro-probe-"):
             pass
     except OSError as exc:
+        _remove_created(created)
         reason = exc.strerror or str(exc)
         raise UsageError(f"cannot write to --out {folder}: {reason}") from exc
+    return created
+
+
+def _remove_created(created):
+    """Remove the folders :func:`_check_writable` made, innermost first, while empty."""
+    for folder in reversed(created):
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # something was written there (e.g. a checkpoint): keep it
 
 
 def find_checkpoint(folder):
@@ -265,9 +288,20 @@ def _staging_folder(out):
     """A new empty folder for the fit, on the same filesystem as ``out`` (beside it)."""
     out = out.resolve()
     parent = out.parent
-    if os.stat(parent).st_dev != os.stat(out).st_dev:
-        parent = out  # MODEL_DIR is a mount point: stage inside it (see commit_model)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.fit-", dir=parent))
+    try:
+        here = Path.cwd().resolve()
+    except OSError:
+        here = None
+    if os.stat(parent).st_dev != os.stat(out).st_dev or (
+        here is not None and (here == out or out in here.parents)
+    ):
+        # MODEL_DIR is a mount point, or the working folder (--out .) or one holding it:
+        # stage inside it and replace its files (see commit_model); swapping the folder
+        # itself would leave the shell in a deleted folder
+        parent = out
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.fit-", dir=parent))
+    match_permissions(staging, like=out)  # it becomes `out`: keep out's mode, not 0700
+    return staging
 
 
 def commit_model(staging, out, keep_checkpoint):
@@ -431,8 +465,6 @@ def run(args):
 
 
 def _fit(args, guard):
-    from skastro.exceptions import ModelFormatError
-    from skastro.serialization import read_model_info
 
     cls = resolve_model(args.model)
     params = parse_params(args.param, cls)
@@ -451,7 +483,21 @@ def _fit(args, guard):
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
     out = Path(args.out)
-    _check_writable(out)
+    created = _check_writable(out)
+    try:
+        status = _fit_into(args, guard, cls, params, estimator, out)
+    except BaseException:
+        _remove_created(created)  # a failed command leaves no new empty folders behind
+        raise
+    if status != 0:
+        _remove_created(created)
+    return status
+
+
+def _fit_into(args, guard, cls, params, estimator, out):
+    from skastro.exceptions import ModelFormatError
+    from skastro.serialization import read_model_info
+
     checkpoint_dir = out / CHECKPOINT_DIR
 
     checkpoint = find_checkpoint(out)

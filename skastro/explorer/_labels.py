@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from skastro._permissions import match_permissions
+
 __all__ = ["INTERESTING", "NOT_INTERESTING", "LabelStore", "default_label_file"]
 
 INTERESTING = "interesting"
@@ -151,6 +153,7 @@ def _write_atomically(path, rows):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        match_permissions(tmp, like=path)  # not mkstemp's private 0600
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as file:
             writer = csv.writer(file, lineterminator="\n")
             writer.writerow(_COLUMNS)

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,6 +119,71 @@ def test_fit_with_overwrite_replaces_the_model_and_keeps_other_files(data, old_m
     weights = out.relative_to(out) / "weights.safetensors"
     assert _digests(out)[weights] != before[weights]
     assert sorted(p.name for p in out.parent.iterdir()) == ["model"]
+
+
+def _mode(path):
+    return path.stat().st_mode & 0o7777
+
+
+def test_fit_writes_the_model_as_the_umask_says_and_keeps_a_folders_mode(data, old_model):
+    # mkstemp/mkdtemp make private entries; a model shared with a group must stay readable
+    out, _ = old_model
+    os.chmod(out, 0o2775)  # a group folder the user set up
+    previous = os.umask(0o022)
+    try:
+        fresh = out.parent / "fresh"
+        for target, extra in ((fresh, []), (out, ["--overwrite"])):
+            status = main(["fit", "convautoencoder", str(data["npy"]), "--out", str(target),
+                           "--quiet", "--epochs", "1", *TINY, *extra])  # fmt: skip
+            assert status == 0
+    finally:
+        os.umask(previous)
+    assert _mode(fresh) == 0o755
+    for name in ("model.json", "weights.safetensors", "history.json"):
+        assert _mode(fresh / name) == 0o644, name
+        assert _mode(out / name) == 0o644, name
+    assert _mode(out) == 0o2775
+    saved = out.parent / "saved"
+    previous = os.umask(0o022)
+    try:
+        skastro.load(fresh).save(saved)  # the Python API writes through the same helper
+    finally:
+        os.umask(previous)
+    assert _mode(saved / "weights.safetensors") == 0o644
+
+
+def test_fit_into_the_working_folder_keeps_the_folder(data, tmp_path, monkeypatch):
+    work = tmp_path / "project"
+    work.mkdir()
+    (work / "notes.txt").write_text("kept")
+    inode = work.stat().st_ino
+    monkeypatch.chdir(work)
+    status = main(["fit", "convautoencoder", str(data["npy"]), "--out", ".", "--quiet",
+                   "--epochs", "1", *TINY])  # fmt: skip
+    assert status == 0
+    # the folder was filled in place, not swapped for another one (the shell's cwd survives)
+    assert work.stat().st_ino == inode and Path.cwd().samefile(work)
+    assert (work / "notes.txt").read_text() == "kept"
+    assert skastro.load(work).history_ is not None
+    assert not [p.name for p in work.iterdir() if p.name.startswith(".")]
+
+
+def test_a_failed_fit_leaves_no_new_folder_and_out_must_be_a_folder(data, tmp_path, capsys):
+    out = tmp_path / "a" / "b" / "model"
+    status = main(["fit", "convautoencoder", str(tmp_path / "missing.npy"), "--out", str(out),
+                   "--quiet", *TINY])  # fmt: skip
+    assert status == 1
+    _one_error_line(capsys.readouterr().err, "fit")
+    assert not (tmp_path / "a").exists()
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    status = main(["fit", "convautoencoder", str(data["npy"]), "--out", str(afile), "--quiet",
+                   *TINY])  # fmt: skip
+    assert status == 2
+    assert "is a file; MODEL_DIR must be a folder" in _one_error_line(
+        capsys.readouterr().err, "fit"
+    )
+    assert afile.read_text() == "x"
 
 
 def _read_until(process, pattern, timeout):
