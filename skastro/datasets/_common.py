@@ -144,8 +144,9 @@ def finish_bunch(images, target, target_names, metadata, descr, return_X_y, **ex
 def list_files(path, suffixes, what):
     """Expand ``path`` (a file, a folder, or a list of either) into a sorted list of files.
 
-    Folders are read non-recursively and filtered by ``suffixes`` (case-insensitive); files
-    named explicitly are taken whatever their suffix, since the user chose them.
+    Folders are read non-recursively and filtered by ``suffixes`` (case-insensitive), leaving
+    out hidden files; files named explicitly are taken whatever their suffix or name, since
+    the user chose them.
     """
     if isinstance(path, str | Path):
         paths = [path]
@@ -163,10 +164,14 @@ def list_files(path, suffixes, what):
         entry = Path(entry)
         if entry.is_dir():
             try:
+                # hidden files (macOS's "._name.fits" resource forks) are not data; a
+                # dangling symbolic link is, and its reader reports it
                 found = sorted(
                     p
                     for p in entry.iterdir()
-                    if p.is_file() and p.name.lower().endswith(tuple(suffixes))
+                    if not p.name.startswith(".")
+                    and (p.is_file() or (p.is_symlink() and not p.exists()))
+                    and p.name.lower().endswith(tuple(suffixes))
                 )
             except OSError as exc:
                 raise DataLoadError(
@@ -283,6 +288,9 @@ def read_each(files, read_one, skip_bad):
             results.append(read_one(filename))
         except DataLoadError as exc:
             skipped.extend(exc.failures)
+            continue
+        except FileNotFoundError as exc:  # a dangling link in a folder, or a file just deleted
+            skipped.append((str(filename), str(exc)))
             continue
         kept.append(filename)
     if skipped and not skip_bad:

@@ -244,6 +244,11 @@ def load_hdf5(path, key="images", *, label_key=None, id_key=None, channels_last=
     import h5py
 
     path = check_regular_file(path)
+    # "/images" is h5py's absolute name of "images"; the listing below names them relatively
+    key, label_key, id_key = (
+        k.lstrip("/") if isinstance(k, str) and k.strip("/") else k
+        for k in (key, label_key, id_key)
+    )
     with reading(path, fatal_warnings=(), what="HDF5 file"):
         with h5py.File(path, "r") as f:
             present = _datasets(f)

@@ -556,6 +556,9 @@ def test_load_hdf5_layouts_and_errors(hdf5_file, tmp_path):
     np.testing.assert_array_equal(last[:], expected)
     with pytest.raises(KeyError, match=r"'cubes'.*'images'.*'meta/labels'"):
         load_hdf5(path, key="cubes")
+    # h5py's absolute names work too
+    absolute = load_hdf5(path, key="/last", channels_last=True, label_key="/meta/labels")
+    np.testing.assert_array_equal(absolute.images[:], expected)
     broken = tmp_path / "broken.h5"
     broken.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(DataLoadError, match=r"broken\.h5"):

@@ -90,6 +90,28 @@ def test_every_bad_file_of_a_folder_is_reported_at_once(tmp_path, suffix, loader
     assert error.value.filename.endswith(f"bad0{suffix}")  # the first, for older callers
 
 
+@pytest.mark.parametrize(
+    ("suffix", "loader"),
+    [(".fits", load_fits), (".npy", load_sdss_npy), (".png", load_image_folder)],
+)
+def test_folders_leave_out_hidden_files_but_report_dangling_links(tmp_path, suffix, loader):
+    good = tmp_path / f"good{suffix}"
+    if suffix == ".fits":
+        fits.PrimaryHDU(np.ones((8, 8), np.float32)).writeto(good)
+    elif suffix == ".npy":
+        np.save(good, np.ones(1, dtype=[("objID", "i8"), ("image", "f4", (5, 8, 8))]))
+    else:
+        from PIL import Image
+
+        Image.fromarray(np.full((8, 8), 7, np.uint8)).save(good)
+    # what macOS leaves on shared drives: "._" resource forks, not images
+    (tmp_path / f"._good{suffix}").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    assert len(loader(tmp_path).images) == 1
+    (tmp_path / f"moved{suffix}").symlink_to(tmp_path / "archive" / f"moved{suffix}")
+    with pytest.raises(DataLoadError, match=f"moved{suffix}"):
+        loader(tmp_path)
+
+
 def test_fits_header_announcing_more_data_than_the_file_is_refused_before_allocating(tmp_path):
     buffer = io.BytesIO()
     fits.PrimaryHDU(np.zeros((8, 8), ">f4")).writeto(buffer)
