@@ -5,11 +5,11 @@ DATA itself is opened by :func:`skastro.datasets.open_data`.
 
 import sys
 
-__all__ = ["add_data_arguments", "describe_error", "open_images"]
+__all__ = ["add_data_arguments", "data_options", "describe_error", "open_images"]
 
 
 def add_data_arguments(parser):
-    """Add ``--key``, ``--id-key`` and ``--skip-bad``, the options of ``open_data``."""
+    """Add ``--key``, ``--id-key``, ``--channels-last`` and ``--skip-bad`` (``open_data``'s)."""
     parser.add_argument(
         "--key",
         default="images",
@@ -21,10 +21,26 @@ def add_data_arguments(parser):
         help="dataset holding one identifier per image in an HDF5 file (default: row numbers)",
     )
     parser.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="the HDF5 images are stored (n, H, W, C), e.g. RGB cutouts such as Galaxy10's "
+        "(default: (n, C, H, W) or (n, H, W))",
+    )
+    parser.add_argument(
         "--skip-bad",
         action="store_true",
         help="skip files that cannot be read (listed on stderr) instead of stopping",
     )
+
+
+def data_options(args):
+    """The keyword arguments of :func:`skastro.datasets.open_data` given on the command line."""
+    return {
+        "key": args.key,
+        "id_key": args.id_key,
+        "skip_bad": args.skip_bad,
+        "channels_last": args.channels_last,
+    }
 
 
 def describe_error(exc, skip_bad=False):
@@ -56,8 +72,6 @@ def open_images(args):
         print(line, file=sys.stderr)
 
     try:
-        return open_data(
-            args.data, key=args.key, id_key=args.id_key, skip_bad=args.skip_bad, report=report
-        )
+        return open_data(args.data, report=report, **data_options(args))
     except (DataLoadError, FileNotFoundError, KeyError, ValueError) as exc:
         raise CommandError(describe_error(exc, args.skip_bad)) from exc

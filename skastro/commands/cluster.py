@@ -394,17 +394,13 @@ def _write_figures(args, Z, labels, source, rows, out):
 def _images_in_order(args, ids):
     """The --images rows in the order of the embeddings' ids (None, with a note, if they
     do not match)."""
-    from skastro.commands._data import describe_error
+    from skastro.commands._data import data_options, describe_error
     from skastro.datasets import open_data
     from skastro.exceptions import DataLoadError
 
     try:
         data = open_data(
-            args.images,
-            key=args.key,
-            id_key=args.id_key,
-            skip_bad=args.skip_bad,
-            report=lambda line: print(line, file=sys.stderr),
+            args.images, report=lambda line: print(line, file=sys.stderr), **data_options(args)
         )
     except (DataLoadError, FileNotFoundError, KeyError, ValueError) as exc:
         print(f"skastro cluster: note: no examples figure: {describe_error(exc)}", file=sys.stderr)

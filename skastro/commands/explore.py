@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skastro.commands._data import add_data_arguments, describe_error
+from skastro.commands._data import add_data_arguments, data_options, describe_error
 from skastro.commands._errors import CommandError, reports_errors
 from skastro.commands._output import check_output_file
 from skastro.commands._preprocessing import add_stretch_argument
@@ -215,9 +215,7 @@ def build_explorer(args):
     def report(line):
         print(line, file=sys.stderr)
 
-    bunch = open_data(
-        args.data, key=args.key, id_key=args.id_key, skip_bad=args.skip_bad, report=report
-    )
+    bunch = open_data(args.data, report=report, **data_options(args))
     images = bunch["images"]
     ids = bunch.get("ids")
     if ids is None:

@@ -40,7 +40,7 @@ __all__ = ["data_kind", "open_data"]
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".he5", ".hdf")
 
 
-def open_data(path, *, key="images", id_key=None, skip_bad=False, report=None):
+def open_data(path, *, key="images", id_key=None, skip_bad=False, report=None, channels_last=False):
     """Open image data from a path, choosing the loader from what the path holds.
 
     Parameters
@@ -53,6 +53,9 @@ def open_data(path, *, key="images", id_key=None, skip_bad=False, report=None):
         Skip unreadable files instead of raising :class:`skastro.exceptions.DataLoadError`.
     report : callable or None
         Called with one line of text per warning (e.g. the list of skipped files).
+    channels_last : bool
+        The HDF5 images are stored ``(n, H, W, C)`` (HDF5 only). Arrays that look stored that
+        way without it (a last axis of 1-4 after two larger equal ones) get a warning.
 
     Returns
     -------
@@ -77,6 +80,11 @@ def open_data(path, *, key="images", id_key=None, skip_bad=False, report=None):
         # FileNotFoundError for nothing there; DataLoadError for a device, a pipe, a socket
         check_regular_file(path)
     kind = data_kind(path, FITS_SUFFIXES, IMAGE_SUFFIXES)
+    if channels_last and kind != "HDF5":
+        raise ValueError(
+            f"channels_last (--channels-last) is for HDF5 files, and {path} holds {kind} data; "
+            "a .npy array stored (n, H, W, C) can be re-saved as np.moveaxis(X, -1, 1)"
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if kind == "FITS":
@@ -86,10 +94,12 @@ def open_data(path, *, key="images", id_key=None, skip_bad=False, report=None):
         elif kind == "images":
             bunch = load_image_folder(path, skip_bad=skip_bad, lazy=path.is_dir())
         elif kind == "HDF5":
-            bunch = load_hdf5(path, key, id_key=id_key)
+            bunch = load_hdf5(path, key, id_key=id_key, channels_last=channels_last)
         else:
             images = NpyArray(path)
             bunch = Bunch(images=images, ids=np.arange(len(images)), skipped=[])
+        if kind in ("HDF5", "npy") and not channels_last:
+            _warn_if_channels_last(bunch.images.shape, path, kind)
     if report is not None:
         for record in caught:
             report(f"warning: {record.message}")
@@ -100,6 +110,28 @@ def open_data(path, *, key="images", id_key=None, skip_bad=False, report=None):
     entries = dict(bunch)
     entries.update(ids=np.asarray(bunch.ids), kind=kind, skipped=list(bunch.get("skipped") or []))
     return Bunch(**entries)
+
+
+def _warn_if_channels_last(shape, path, kind):
+    """Warn when an (n, A, B, C) array looks like (n, H, W, C) images, read as (n, C, H, W).
+
+    RGB cutouts are often stored channels last (Galaxy10's HDF5 file, PIL arrays); read as
+    channels first they make nonsense images of A channels and width C.
+    """
+    if len(shape) != 4 or not (shape[3] <= 4 < shape[1] and shape[1] == shape[2]):
+        return
+    fix = (
+        "pass channels_last=True (skastro commands: --channels-last)"
+        if kind == "HDF5"
+        else "re-save them channels first, np.save(path, np.moveaxis(X, -1, 1))"
+    )
+    warnings.warn(
+        f"{path} holds an array of shape {tuple(shape)}, read as {shape[1]} channels of "
+        f"{shape[2]}x{shape[3]} pixels; if these are {shape[1]}x{shape[2]} images of "
+        f"{shape[3]} band(s) stored channels last, {fix}",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def data_kind(path, fits_suffixes, image_suffixes):

@@ -99,6 +99,12 @@ def run_embed(args):
     if args.batch_size is not None and args.batch_size < 1:
         _error(f"--batch-size must be at least 1, got {args.batch_size}")
         return 2
+    if getattr(args, "channels_last", False):
+        _error(
+            "--channels-last is not available with --scheduler yet: embed without "
+            "--scheduler, or store the images channels first (n, C, H, W)"
+        )
+        return 2
     from skastro.distributed._embed import embed_to_parquet
 
     try:

@@ -186,6 +186,19 @@ def test_a_failed_fit_leaves_no_new_folder_and_out_must_be_a_folder(data, tmp_pa
     assert afile.read_text() == "x"
 
 
+def test_fit_reads_channels_last_hdf5_when_told(tmp_path, capsys):
+    import h5py
+
+    rgb = np.moveaxis(np.concatenate([_images(), _images(seed=1), _images(seed=2)], 1), 1, -1)
+    with h5py.File(tmp_path / "rgb.h5", "w") as f:
+        f.create_dataset("images", data=rgb)  # (n, 16, 16, 3)
+    status = main(["fit", "convautoencoder", str(tmp_path / "rgb.h5"), "--channels-last",
+                   "--out", str(tmp_path / "model"), "--quiet", "--epochs", "1", *TINY])  # fmt: skip
+    assert status == 0
+    assert "read 24 images of shape 3x16x16" in capsys.readouterr().out
+    assert skastro.load(tmp_path / "model").channel_mean_.shape == (3,)
+
+
 def _read_until(process, pattern, timeout):
     text, deadline = "", time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -39,3 +39,31 @@ def test_open_data_dispatches_on_the_kind_of_path(tmp_path, monkeypatch):
         "load_hdf5", "load_hdf5",
     ]  # fmt: skip
     assert calls[5][2] == ("cutouts",)
+
+
+def test_channels_last_images_are_read_as_asked_and_flagged_when_not(tmp_path):
+    import h5py
+    import pytest
+
+    from skastro.datasets import open_data
+
+    rgb = np.random.default_rng(0).random((6, 12, 12, 3)).astype(np.float32)  # (n, H, W, C)
+    with h5py.File(tmp_path / "rgb.h5", "w") as f:
+        f.create_dataset("images", data=rgb)
+    np.save(tmp_path / "rgb.npy", rgb)
+    data = open_data(tmp_path / "rgb.h5", channels_last=True)
+    np.testing.assert_array_equal(data.images[:], np.moveaxis(rgb, -1, 1))
+    lines = []
+    assert open_data(tmp_path / "rgb.h5", report=lines.append).images.shape == (6, 12, 12, 3)
+    assert len(lines) == 1 and "read as 12 channels of 12x3 pixels" in lines[0]
+    assert "--channels-last" in lines[0]
+    with pytest.warns(UserWarning, match=r"np\.moveaxis"):
+        open_data(tmp_path / "rgb.npy")
+    with pytest.raises(ValueError, match=r"channels_last .* is for HDF5 files"):
+        open_data(tmp_path / "rgb.npy", channels_last=True)
+    # channels-first images of the same size are not flagged
+    lines.clear()
+    with h5py.File(tmp_path / "first.h5", "w") as f:
+        f.create_dataset("images", data=np.moveaxis(rgb, -1, 1))
+    open_data(tmp_path / "first.h5", report=lines.append)
+    assert lines == []
