@@ -192,8 +192,9 @@ def test_fit_reads_channels_last_hdf5_when_told(tmp_path, capsys):
     rgb = np.moveaxis(np.concatenate([_images(), _images(seed=1), _images(seed=2)], 1), 1, -1)
     with h5py.File(tmp_path / "rgb.h5", "w") as f:
         f.create_dataset("images", data=rgb)  # (n, 16, 16, 3)
+    out = str(tmp_path / "model")
     status = main(["fit", "convautoencoder", str(tmp_path / "rgb.h5"), "--channels-last",
-                   "--out", str(tmp_path / "model"), "--quiet", "--epochs", "1", *TINY])  # fmt: skip
+                   "--out", out, "--quiet", "--epochs", "1", *TINY])  # fmt: skip
     assert status == 0
     assert "read 24 images of shape 3x16x16" in capsys.readouterr().out
     assert skastro.load(tmp_path / "model").channel_mean_.shape == (3,)
