@@ -4,6 +4,7 @@ DATA itself is opened by :func:`skastro.datasets.open_data`.
 """
 
 import sys
+from pathlib import Path
 
 __all__ = ["add_data_arguments", "data_options", "describe_error", "open_images"]
 
@@ -43,16 +44,20 @@ def data_options(args):
     }
 
 
-def describe_error(exc, skip_bad=False):
+def describe_error(exc, skip_bad=False, folder=True):
     """One line for a data error, with a hint when unreadable files could be skipped.
 
     A :class:`~skastro.exceptions.DataLoadError` names every file that could not be read.
+    ``folder``: DATA is a folder, whose other files ``--skip-bad`` would keep (a single file
+    has none, so the hint would not help).
     """
     from skastro.exceptions import DataLoadError
 
     if isinstance(exc, DataLoadError):
         text = str(exc)  # every unreadable file, when several are
-        return text if skip_bad else text + " (pass --skip-bad to skip unreadable files)"
+        if skip_bad or not folder:
+            return text
+        return text + " (pass --skip-bad to skip unreadable files)"
     from skastro.commands._errors import describe
 
     return describe(exc)
@@ -74,4 +79,5 @@ def open_images(args):
     try:
         return open_data(args.data, report=report, **data_options(args))
     except (DataLoadError, FileNotFoundError, KeyError, ValueError) as exc:
-        raise CommandError(describe_error(exc, args.skip_bad)) from exc
+        folder = Path(args.data).is_dir()
+        raise CommandError(describe_error(exc, args.skip_bad, folder=folder)) from exc

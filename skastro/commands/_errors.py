@@ -91,9 +91,30 @@ def describe(exc):
     return " ".join(text.split())
 
 
+# advice written for Python users, and what it means on the command line
+_COMMAND_LINE_ADVICE = (
+    ("pass nan_policy='fill'", "pass --param nan_policy=fill"),
+    ("pass grayscale=True to load them all as one channel",
+     "convert them to one colour mode (e.g. all grayscale) first"),
+)  # fmt: skip
+
+
+def for_command_line(message):
+    """``message`` with Python-only advice put in command-line terms.
+
+    Examples
+    --------
+    >>> for_command_line("X contains NaN pixels: fill them, or pass nan_policy='fill' to ...")
+    'X contains NaN pixels: fill them, or pass --param nan_policy=fill to ...'
+    """
+    for python, command_line in _COMMAND_LINE_ADVICE:
+        message = message.replace(python, command_line)
+    return message
+
+
 def error_line(command, message):
-    """Print ``skastro COMMAND: error: MESSAGE`` on stderr."""
-    print(f"skastro {command}: error: {message}", file=sys.stderr)
+    """Print ``skastro COMMAND: error: MESSAGE`` on stderr (advice in command-line terms)."""
+    print(f"skastro {command}: error: {for_command_line(message)}", file=sys.stderr)
 
 
 def report(command, exc):

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from skastro.commands._data import add_data_arguments
-from skastro.commands._errors import CommandError, reports_errors
+from skastro.commands._errors import CommandError, error_line, reports_errors
 from skastro.commands._output import check_output_file
 
 METHODS = ("hdbscan", "kmeans", "spectral")
@@ -101,7 +101,7 @@ def add_arguments(parser):
 
 
 def _error(message):
-    print(f"skastro cluster: error: {message}", file=sys.stderr)
+    error_line("cluster", message)
 
 
 def default_min_cluster_size(n):

@@ -18,6 +18,8 @@ ends by saying what to open and what to run next.
 import time
 from pathlib import Path
 
+from skastro.commands._errors import CommandError
+
 # Defaults sized to run in about 2 minutes on 2 free CPU cores (docs/user_guide/cli.rst).
 N_GALAXIES = 600
 N_DISKS = 240
@@ -347,8 +349,17 @@ def run(args):
     """Run the demo; returns the exit status."""
     from skastro.commands._figures import save_figure
 
+    for flag, value, least in (
+        ("--n-galaxies", args.n_galaxies, 1),
+        ("--n-disks", args.n_disks, 1),
+        ("--epochs", args.epochs, 1),
+    ):
+        if value is not None and value < least:
+            raise CommandError(f"{flag} must be at least {least}, got {value}", status=2)
     start = time.perf_counter()
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {out} is a file; the demo writes into a folder", status=2)
     out.mkdir(parents=True, exist_ok=True)
     figures, shown = {}, None
     tables = []

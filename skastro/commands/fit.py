@@ -34,7 +34,7 @@ from pathlib import Path
 
 from skastro._permissions import match_permissions
 from skastro.commands._data import add_data_arguments
-from skastro.commands._errors import CommandError, reports_errors
+from skastro.commands._errors import CommandError, error_line, reports_errors
 from skastro.commands._figures import FIT_FIGURES, write_fit_figures
 from skastro.commands._output import replace_folder
 from skastro.commands._preprocessing import PREPROCESSING_FILE, add_stretch_argument
@@ -101,7 +101,7 @@ def add_arguments(parser):
 
 
 def _error(message):
-    print(f"skastro fit: error: {message}", file=sys.stderr)
+    error_line("fit", message)
 
 
 # ----------------------------------------------------------------------------- estimators

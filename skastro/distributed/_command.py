@@ -54,7 +54,9 @@ def add_embed_arguments(parser):
 
 
 def _error(message):
-    print(f"skastro embed: error: {message}", file=sys.stderr)
+    from skastro.commands._errors import error_line
+
+    error_line("embed", message)
 
 
 def _model_with_stretch(args):

@@ -347,7 +347,20 @@ def test_data_errors_list_every_bad_file(trained, tmp_path, capsys):
     for special in ("/dev/zero",):
         status = main(["embed", str(trained), special, "--out", str(tmp_path / "z.npz")])
         assert status == 1
-        assert "character device" in _one_error_line(capsys.readouterr().err, "embed")
+        line = _one_error_line(capsys.readouterr().err, "embed")
+        # one file: no "--skip-bad" hint, which could not help
+        assert "character device" in line and "--skip-bad" not in line
+
+
+def test_advice_is_given_in_command_line_terms(data, tmp_path, capsys):
+    status = main(["fit", "convautoencoder", str(data["nan"]), "--out", str(tmp_path / "m"),
+                   "--quiet", *TINY])  # fmt: skip
+    line = _one_error_line(capsys.readouterr().err, "fit")
+    assert status == 1 and "NaN or inf" in line
+    assert "--param nan_policy=fill" in line and "nan_policy='fill'" not in line
+    status = main(["fit", "convautoencoder", str(data["nan"]), "--out", str(tmp_path / "m"),
+                   "--quiet", "--param", "nan_policy=fill", "--epochs", "1", *TINY])  # fmt: skip
+    assert status == 0
 
 
 # ----------------------------------------------------------------------------- internal errors

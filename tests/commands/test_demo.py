@@ -62,3 +62,19 @@ def test_python_dash_m_entry_point_lists_commands():
 def test_no_command_prints_help_and_fails(capsys):
     assert main([]) == 2
     assert "usage: skastro" in capsys.readouterr().out
+
+
+def test_demo_checks_its_options_before_working(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for argv, message in (
+        (["--n-galaxies", "0"], "--n-galaxies must be at least 1, got 0"),
+        (["--epochs", "-1"], "--epochs must be at least 1, got -1"),
+        (["--out", str(afile)], "is a file; the demo writes into a folder"),
+    ):
+        assert main(["demo", "--out", str(tmp_path / "out"), *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("skastro demo: error: ") and message in err
+        assert "fitting" not in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()
+    assert afile.read_text() == "x"
