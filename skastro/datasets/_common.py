@@ -3,6 +3,7 @@
 import contextlib
 import numbers
 import os
+import re
 import stat
 import warnings
 from pathlib import Path
@@ -269,8 +270,14 @@ def _first_fatal(caught, fatal_warnings, benign_messages):
     return None
 
 
+# a reader's own advice that does not apply through skastro (it has no such option)
+_FOREIGN_ADVICE = re.compile(
+    r"\s*If this is really a FITS file, try with ignore_missing_simple=True\.?"
+)
+
+
 def _describe(exc):
-    message = " ".join(str(exc).split())
+    message = _FOREIGN_ADVICE.sub("", " ".join(str(exc).split()))
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 

@@ -175,9 +175,16 @@ def data_kind(path, fits_suffixes, image_suffixes):
             if kind is not None:
                 kinds.setdefault(kind, []).append(file)
     if not kinds:
+        inner = [e.name for e in entries if e.is_dir() and not e.name.startswith(".")]
+        nested = (
+            f"; sub-folders ({', '.join(sorted(inner)[:3])}{', ...' if len(inner) > 3 else ''}) "
+            "are not read: pass one of them"
+            if inner
+            else ""
+        )
         raise FileNotFoundError(
             f"no image files in folder {path}: expected FITS (.fits, .fit, .fts), SDSS .npy "
-            "or PNG/JPEG files"
+            f"or PNG/JPEG files{nested}"
         )
     if "npy" in kinds:
         raise ValueError(

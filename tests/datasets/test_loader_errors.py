@@ -145,3 +145,15 @@ def test_loaders_never_change_their_input(tmp_path):
     with pytest.warns(UserWarning, match="skipped 1"):
         assert len(load_fits(tmp_path, skip_bad=True).images) == 1
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.iterdir()} == before
+
+
+def test_messages_name_what_skastro_can_do(tmp_path):
+    (tmp_path / "notes.fits").write_text("a text file named .fits")
+    with pytest.raises(DataLoadError, match="not a readable FITS file") as error:
+        load_fits(tmp_path)
+    assert "ignore_missing_simple" not in str(error.value)  # astropy's option, not ours
+    tree = tmp_path / "by_class"
+    for name in ("spiral", "elliptical"):
+        (tree / name).mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r"sub-folders \(elliptical, spiral\)"):
+        open_data(tree)
