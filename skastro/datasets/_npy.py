@@ -1,5 +1,6 @@
 """Plain numeric ``.npy`` files read row by row, never whole."""
 
+import contextlib
 import os
 
 import numpy as np
@@ -116,9 +117,23 @@ class NpyArray:
         state["_file"] = state["_pid"] = None  # a copy re-opens the file
         return state
 
+    def close(self):
+        """Close the file handle (it is re-opened on the next access)."""
+        if self._file is not None:
+            try:
+                self._file.close()
+            finally:
+                self._file = None
+
+    def __del__(self):
+        # a file object collected while open is a ResourceWarning in the user's output
+        with contextlib.suppress(Exception):
+            self.close()
+
     def _handle(self):
         # one handle per process: a forked child must not share the parent's file offset
         if self._file is None or self._pid != os.getpid():
+            self.close()  # the child's copy of an inherited handle; the parent keeps its own
             self._file = open(self.filename, "rb")
             self._pid = os.getpid()
         return self._file

@@ -1,6 +1,7 @@
 """Lazily loaded folders: load_fits / load_image_folder with lazy=True, and open_data on folders."""
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,3 +123,26 @@ def test_estimator_fits_and_embeds_a_lazy_fits_folder(fits_folder):
     # the folder fits in one shuffling window: the same order as in memory, the same network
     np.testing.assert_allclose(ae.transform(data.images), reference.transform(eager), atol=1e-6)
     np.testing.assert_allclose(ae.transform(data.images), ae.transform(eager), atol=1e-6)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="counts open files in /proc")
+def test_npy_array_closes_its_file(tmp_path):
+    import gc
+
+    from skastro.datasets import NpyArray
+
+    def open_files():
+        return len(list(Path("/proc/self/fd").iterdir()))
+
+    path = tmp_path / "x.npy"
+    np.save(path, np.arange(4 * 8 * 8, dtype=np.float32).reshape(4, 8, 8))
+    before = open_files()
+    array = NpyArray(path)
+    np.testing.assert_array_equal(array[1:3], np.load(path)[1:3])
+    assert open_files() == before + 1
+    array.close()
+    assert open_files() == before
+    np.testing.assert_array_equal(array[3], np.load(path)[3])  # re-opened on the next read
+    del array
+    gc.collect()
+    assert open_files() == before  # and closed when collected
