@@ -542,7 +542,8 @@ def _train(args, guard, cls, estimator, data, out, staging, previous, info):
 
     saved_params = {"callbacks": None, "verbose": user_verbose}
     callbacks = [("checkpoint", _make_checkpoint_callback(train_checkpoints, saved_params, guard))]
-    if not sys.stdout.isatty():
+    if not sys.stdout.isatty() and not args.quiet:
+        # (skorch prints through any sink but print() even at verbose=0, so not when quiet)
         callbacks.append(("plain_log", _make_plain_log_callback()))
     train_verbose = 0 if args.quiet else max(1, int(user_verbose))
     try:

@@ -200,6 +200,16 @@ def test_fit_reads_channels_last_hdf5_when_told(tmp_path, capsys):
     assert skastro.load(tmp_path / "model").channel_mean_.shape == (3,)
 
 
+def test_quiet_hides_the_epoch_table_in_logs_too(data, tmp_path, capsys):
+    # captured stdout is not a terminal: the plain-text table of a batch job's log
+    for flag, table in ((["--quiet"], False), ([], True)):
+        status = main(["fit", "convautoencoder", str(data["npy"]), "--out",
+                       str(tmp_path / f"m{table}"), "--epochs", "1", *TINY, *flag])  # fmt: skip
+        assert status == 0
+        words = capsys.readouterr().out.split()
+        assert ("epoch" in words and "dur" in words) is table
+
+
 def _read_until(process, pattern, timeout):
     text, deadline = "", time.monotonic() + timeout
     while time.monotonic() < deadline:
