@@ -9,7 +9,48 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ids_path", "read_embeddings"]
+__all__ = ["ids_path", "read_csv_with_text_ids", "read_embeddings"]
+
+# what pandas reads as missing by default: kept for value columns, never for id columns
+_MISSING = ("", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "-nan", "#N/A")
+
+
+def read_csv_with_text_ids(path, is_id_column):
+    """A CSV file as a DataFrame whose id columns hold the file's text exactly.
+
+    pandas would turn ids such as ``00042`` into 42, ``1e5`` into 100000.0 and ``NA`` into a
+    missing value, and they would no longer name their images.
+
+    Parameters
+    ----------
+    path : path-like
+    is_id_column : callable
+        Called with each column name; True for the columns to keep as text.
+
+    Returns
+    -------
+    frame : pandas.DataFrame
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "z.csv")
+    >>> _ = open(path, "w").write("id,z0\\n00042,0.5\\nNA,1.5\\n")
+    >>> frame = read_csv_with_text_ids(path, lambda name: name == "id")
+    >>> frame["id"].tolist(), frame["z0"].tolist()
+    (['00042', 'NA'], [0.5, 1.5])
+    """
+    import pandas as pd
+
+    columns = pd.read_csv(path, nrows=0).columns
+    ids = [c for c in columns if is_id_column(c)]
+    values = {c: list(_MISSING) for c in columns if c not in ids}
+    return pd.read_csv(
+        path,
+        dtype=dict.fromkeys(ids, str),
+        keep_default_na=False,
+        na_values=values,
+    )
 
 
 def ids_path(npy_path):
@@ -62,7 +103,11 @@ def read_embeddings(path):
     elif suffix in (".csv", ".parquet"):
         import pandas as pd
 
-        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+        frame = (
+            read_csv_with_text_ids(path, lambda name: name == "id")
+            if suffix == ".csv"
+            else pd.read_parquet(path)
+        )
         ids = frame.pop("id").to_numpy() if "id" in frame else np.arange(len(frame))
         Z = frame.to_numpy(dtype=np.float32)
     else:

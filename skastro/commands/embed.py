@@ -191,6 +191,13 @@ class _NpyWriter(_Writer):
             np.lib.format.write_array_header_1_0(self._file, header)
             self._ids = open(self._ids_tmp, "w")
         self._file.write(Z.astype("<f4", copy=False).tobytes())
+        for i in ids:
+            if "\n" in str(i) or "\r" in str(i):
+                # one id per line: a line break would shift every later id onto another row
+                raise ValueError(
+                    f"the id {str(i)!r} holds a line break, which a .ids.txt file cannot keep; "
+                    "write .npz, .csv or .parquet embeddings instead"
+                )
         self._ids.writelines(f"{i}\n" for i in ids)
 
     @property

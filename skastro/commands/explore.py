@@ -119,6 +119,7 @@ def align_metadata(frame, ids):
     every id, else taken in order when the row count matches.
     """
     ids = [str(i) for i in ids]
+    unmatched = None
     for column in frame.columns:
         if str(column).lower() not in _ID_COLUMNS:
             continue
@@ -127,6 +128,14 @@ def align_metadata(frame, ids):
             return (
                 frame.drop_duplicates(subset=column).set_index(keys).loc[ids].reset_index(drop=True)
             )
+        unmatched = unmatched or (column, [i for i in ids if i not in set(keys)])
+    if unmatched is not None:
+        # rows taken in order would put one object's catalogue values on another's image
+        column, missing = unmatched
+        raise ValueError(
+            f"the metadata's {column!r} column lacks {len(missing)} of the {len(ids)} image ids "
+            f"(first: {', '.join(missing[:3])}); give it a row for every image"
+        )
     if len(frame) == len(ids):
         return frame.reset_index(drop=True)
     raise ValueError(
@@ -205,7 +214,6 @@ class _Pixels:
 
 def build_explorer(args):
     """The :class:`Explorer` that parsed ``explore`` arguments describe."""
-    import pandas as pd
 
     from skastro.commands._preprocessing import NONE, StretchedModel
     from skastro.datasets import open_data
@@ -222,8 +230,11 @@ def build_explorer(args):
         ids = bunch.get("filenames")
     labels, metadata = labels_and_metadata(bunch, len(images))
     if getattr(args, "metadata", None):
+        from skastro._embedding_files import read_csv_with_text_ids
+
         extra = align_metadata(
-            pd.read_csv(args.metadata), ids if ids is not None else range(len(images))
+            read_csv_with_text_ids(args.metadata, lambda name: str(name).lower() in _ID_COLUMNS),
+            ids if ids is not None else range(len(images)),
         )
         if metadata is not None:
             # The id column the rows were matched on is already there: keep one copy.

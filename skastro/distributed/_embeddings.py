@@ -178,6 +178,9 @@ class NpyEmbeddings(EmbeddingSource):
                 ids = [f.readline().rstrip("\n") for _ in range(count)]
                 if ids and ids[-1] == "" and count:
                     raise ValueError(f"{sidecar} holds fewer ids than {self.path} has rows")
+                if start + count == self.n_samples and f.readline():
+                    # a stale file (or ids with line breaks) would pair rows with wrong ids
+                    raise ValueError(f"{sidecar} holds more ids than {self.path} has rows")
                 yield np.asarray(ids)
 
 

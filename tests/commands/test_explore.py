@@ -72,6 +72,21 @@ def test_align_metadata():
     assert in_order["z"].tolist() == [1, 2]
     with pytest.raises(ValueError, match="rows"):
         align_metadata(pd.DataFrame({"z": [1, 2, 3]}), ["a", "b"])
+    # an id column that misses ids is an error, never a fall-back to the row order
+    with pytest.raises(ValueError, match=r"'objID' column lacks 1 of the 2 image ids \(first: 8"):
+        align_metadata(pd.DataFrame({"objID": [7, 1], "z": [0.7, 0.1]}), ["1", "8"])
+
+
+def test_metadata_ids_are_matched_as_written(tmp_path):
+    # "00001" must not become 1, nor "NA" a missing value, or rows land on the wrong images
+    from skastro._embedding_files import read_csv_with_text_ids
+    from skastro.commands.explore import _ID_COLUMNS, align_metadata
+
+    path = tmp_path / "catalogue.csv"
+    path.write_text("id,mag\nNA,21.5\n00002,22.5\n00001,20.5\n")
+    frame = read_csv_with_text_ids(path, lambda name: name.lower() in _ID_COLUMNS)
+    aligned = align_metadata(frame, ["00001", "00002", "NA"])
+    assert aligned["mag"].tolist() == [20.5, 22.5, 21.5]
 
 
 def test_labels_and_metadata_from_a_loader_bunch():
