@@ -370,6 +370,20 @@ def test_embed_refuses_to_mix_runs(client, model, model_dir, files, tmp_path):
     _equal(_read(out)[1], other.transform(np.load(files / "images.npy")))
 
 
+def test_embed_refuses_to_resume_on_images_changed_in_place(client, model_dir, files, tmp_path):
+    data, out = tmp_path / "images.npy", tmp_path / "out"
+    images = np.load(files / "images.npy")
+    np.save(data, images)
+    embed_to_parquet(model_dir, data, out, scheduler=client, partition_size=20,
+                     report=lambda line: None)  # fmt: skip
+    changed = images.copy()
+    changed[len(images) // 2 :] *= 2.0  # same name, shape and size; other pixels
+    np.save(data, changed)
+    os.utime(data, ns=(data.stat().st_atime_ns, data.stat().st_mtime_ns + 10**9))
+    with pytest.raises(ValueError, match=r"files \(names, sizes, modification times\)"):
+        embed_to_parquet(model_dir, data, out, scheduler=client, partition_size=20)
+
+
 # ------------------------------------------------------------------------ model selection
 def test_grid_search_runs_on_the_dask_joblib_backend(client, images):
     import joblib

@@ -328,7 +328,7 @@ def _differences(previous, manifest):
         ("key", "HDF5 key"),
         ("id_key", "HDF5 id key"),
         ("n_images", "number of images"),
-        ("listing_digest", "files"),
+        ("listing_digest", "files (names, sizes, modification times)"),
         ("partition_size", "partition size"),
         ("n_components", "embedding size"),
     ]:

@@ -22,6 +22,7 @@ for SDSS files the ``objID`` (else ``<file stem>[<row>]``), decided file by file
 
 import dataclasses
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -149,8 +150,7 @@ def plan_partitions(path, partition_size, *, key="images", id_key=None):
         else:
             n, id_type = _hdf5_layout(path, key, id_key)
             digest.update(repr((n, key, id_key)).encode())
-        stat = path.stat()
-        digest.update(repr((str(path), stat.st_size)).encode())
+        digest.update(repr((str(path), *_stamp(path))).encode())
         partitions = [
             Partition(i, kind, str(path), start, min(start + partition_size, n), (), key, id_key)
             for i, start in enumerate(range(0, n, partition_size))
@@ -164,7 +164,7 @@ def plan_partitions(path, partition_size, *, key="images", id_key=None):
     rows = [_sdss_rows(f) for f in files] if kind == "SDSS npy" else [1] * len(files)
     id_type = "string"
     for f in files:
-        digest.update(repr((f.name, f.stat().st_size)).encode())
+        digest.update(repr((f.name, *_stamp(f))).encode())
     partitions, current, start, count = [], [], 0, 0
 
     def close():
@@ -189,6 +189,20 @@ def plan_partitions(path, partition_size, *, key="images", id_key=None):
             close()
     close()
     return DataPlan(kind, str(path), int(sum(rows)), partitions, id_type, digest.hexdigest())
+
+
+def _stamp(path):
+    """Size and modification time of a file, for the data fingerprint.
+
+    The time catches images changed in place (same name, same size) between an interrupted
+    run and its resumption; a file that cannot be stat'ed (a dangling link) is reported by
+    its reader, not here.
+    """
+    try:
+        info = os.stat(path)
+    except OSError:
+        return (-1, -1)
+    return (info.st_size, info.st_mtime_ns)
 
 
 def _hdf5_layout(path, key, id_key):
