@@ -152,8 +152,9 @@ class Explorer:
         self._raw_images = images if hasattr(images, "shape") else np.asarray(images)
         self.images = as_nchw(self._raw_images)
         n_images = len(self.images)
-        if n_images < 2:
-            raise ValueError(f"the explorer needs at least 2 images, got {n_images}")
+        if n_images < 3:
+            # its 2-D projections (and the neighbours they are checked against) need 3
+            raise ValueError(f"the explorer needs at least 3 images, got {n_images}")
         self.n_neighbors = int(n_neighbors)
         if self.n_neighbors < 1:
             raise ValueError(f"n_neighbors must be >= 1, got {n_neighbors}")

@@ -12,6 +12,7 @@ import datetime
 import os
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,19 @@ class LabelStore:
         self.ids = np.asarray(ids).astype(str)
         self.path = None if path is None else Path(path)
         self._lock = threading.Lock()
-        self._position = {key: i for i, key in enumerate(self.ids)}
+        # id -> its rows: labels are kept per id, so images sharing an id share a label
+        self._positions = {}
+        for i, key in enumerate(self.ids):
+            self._positions.setdefault(key, []).append(i)
+        shared = [key for key, rows in self._positions.items() if len(rows) > 1]
+        if shared:
+            warnings.warn(
+                f"{len(shared)} id(s) name more than one image (e.g. {str(shared[0])!r}, rows "
+                f"{self._positions[shared[0]][:3]}); labels are stored by id, so a label given "
+                "to one of those images applies to all images with its id",
+                UserWarning,
+                stacklevel=3,
+            )
         # id -> (label, updated) for every row of the file, known ids or not
         self._rows = {}
         self.version = 0
@@ -89,9 +102,7 @@ class LabelStore:
         out = np.full(len(self.ids), "", dtype=object)
         with self._lock:
             for key, (label, _) in self._rows.items():
-                index = self._position.get(key)
-                if index is not None:
-                    out[index] = label
+                out[self._positions.get(key, [])] = label
         return out
 
     def get(self, index):

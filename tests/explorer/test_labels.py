@@ -38,6 +38,24 @@ def test_every_change_is_saved_and_loaded_back(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["labels.csv"]
 
 
+def test_images_sharing_an_id_share_its_label(tmp_path):
+    # labels are kept by id: a label must never land on another image than the one labelled
+    with pytest.warns(UserWarning, match=r"1 id\(s\) name more than one image \(e.g. 'x'"):
+        store = LabelStore(["x", "x", "y", "z"], tmp_path / "labels.csv")
+    store.set([0], INTERESTING)
+    assert store.labels().tolist() == [INTERESTING, INTERESTING, "", ""]
+    store.set([3], NOT_INTERESTING)
+    assert store.labels().tolist() == [INTERESTING, INTERESTING, "", NOT_INTERESTING]
+
+
+def test_the_explorer_needs_three_images():
+    from skastro.explorer import Explorer
+
+    images = np.random.default_rng(0).random((2, 8, 8)).astype(np.float32)
+    with pytest.raises(ValueError, match="at least 3 images, got 2"):
+        Explorer(images, embedding=images.reshape(2, -1))
+
+
 def test_rows_of_other_images_are_kept(tmp_path):
     path = tmp_path / "labels.csv"
     path.write_text("id,label,updated\nzzz,not interesting,2020-01-01\nb,interesting,\n")
