@@ -436,6 +436,29 @@ def check_input_scale(data, mean, std, estimator_name="estimator"):
         )
 
 
+def check_spread(Z, method):
+    """Refuse an embedding whose rows are all equal before a neighbour-based projection.
+
+    t-SNE started from PCA divides by the spread of the first component and crashes the
+    process on NaN when there is none; UMAP finds no neighbourhoods. A collapsed model gives
+    such embeddings, so say so.
+
+    Examples
+    --------
+    >>> check_spread(np.eye(3), "t-SNE")
+    >>> check_spread(np.ones((4, 2)), "t-SNE")
+    Traceback (most recent call last):
+    ...
+    ValueError: every row of the embedding is the same, so t-SNE has nothing to lay out; ...
+    """
+    Z = np.asarray(Z)
+    if len(Z) and not (Z != Z[:1]).any():
+        raise ValueError(
+            f"every row of the embedding is the same, so {method} has nothing to lay out; "
+            "the model may have collapsed (check its training loss), or use method='pca'"
+        )
+
+
 def check_positive_int(value, name, minimum=1):
     """Raise a clear error unless ``value`` is an integer >= ``minimum``."""
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):

@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 
+from skastro._validation import check_spread
+
 # value -> label shown in the app
 PROJECTIONS = {"none": "As is", "pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 CLUSTERINGS = {"none": "None", "kmeans": "KMeans", "hdbscan": "HDBSCAN", "spectral": "Spectral"}
@@ -180,6 +182,8 @@ def project(
         return np.ascontiguousarray(embedding[:, :n_dims])
     if n_samples <= n_dims:
         raise ValueError(f"need more than {n_dims} points to project, got {n_samples}")
+    if method in ("tsne", "umap"):
+        check_spread(embedding, "t-SNE" if method == "tsne" else "UMAP")
     if method == "pca":
         from sklearn.decomposition import PCA
 

@@ -3,6 +3,7 @@
 import numpy as np
 from sklearn.base import clone
 
+from skastro._validation import check_spread
 from skastro.plotting._common import _NOISE_COLOR, _is_noise, _label_colors, _new_axes
 
 
@@ -14,6 +15,8 @@ def _reduce_to_2d(Z, method, random_state):
         from sklearn.decomposition import PCA
 
         return PCA(n_components=2, random_state=random_state).fit_transform(Z)
+    if method in ("tsne", "umap"):
+        check_spread(Z, "t-SNE" if method == "tsne" else "UMAP")
     if method == "tsne":
         from sklearn.manifold import TSNE
 

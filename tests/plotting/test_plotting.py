@@ -232,3 +232,15 @@ def test_plot_roc_several_curves_with_auc(tmp_path):
     _saved(ax, tmp_path / "roc.png")
     single = plotting.plot_roc(y, scores["good"])
     assert single.get_legend().get_texts()[0].get_text().startswith("AUC = ")
+
+
+@pytest.mark.parametrize("method", ["tsne", "umap"])
+def test_a_collapsed_embedding_is_refused_not_a_crash(method):
+    # t-SNE started from PCA crashed the interpreter on a constant embedding
+    from skastro.explorer._compute import project
+
+    constant = np.ones((20, 4), np.float32)
+    with pytest.raises(ValueError, match="every row of the embedding is the same"):
+        plotting.plot_embedding(constant, method=method)
+    with pytest.raises(ValueError, match="model may have collapsed"):
+        project(constant, method)
