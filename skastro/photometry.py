@@ -23,10 +23,11 @@ def _as_cubes(X):
     return as_nchw(X, allow_flat=False, numeric=True)
 
 
-def _centre_distance(size):
-    """Distance of each pixel of a ``size`` x ``size`` image from the image centre."""
-    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
-    return np.hypot(yy, xx)
+def _centre_distance(shape):
+    """Distance of each pixel of an ``(H, W)`` image from the image centre."""
+    height, width = shape
+    yy, xx = np.mgrid[:height, :width].astype(np.float64)
+    return np.hypot(yy - (height - 1) / 2, xx - (width - 1) / 2)
 
 
 def _check_band(band, n_bands):
@@ -65,7 +66,8 @@ def sky_noise(X, *, border=8):
     if not (1 <= border and 2 * border < X.shape[2]):
         raise ValueError(
             f"border={border} rows at the top and at the bottom need images taller than "
-            f"{2 * border} pixels, got height {X.shape[2]}; pass a smaller border."
+            f"{2 * border} pixels, got height {X.shape[2]}; pass a border between 1 and "
+            f"{(X.shape[2] - 1) // 2}."
         )
     frame = np.concatenate(
         [
@@ -111,7 +113,9 @@ def aperture_snr(X, *, radius=6.0, band=0, border=8):
     """
     X = _as_cubes(X)
     _check_band(band, X.shape[1])
-    inside = _centre_distance(X.shape[-1]) <= radius
+    if not radius > 0:
+        raise ValueError(f"radius must be a positive number of pixels, got {radius!r}")
+    inside = _centre_distance(X.shape[-2:]) <= radius
     flux = X[:, band][:, inside].astype(np.float64).sum(axis=1)
     return flux / (sky_noise(X, border=border)[:, band] * np.sqrt(inside.sum()))
 
@@ -137,7 +141,9 @@ def flux_fractions(X, radii, *, total_radius, band=0):
     Returns
     -------
     fractions : ndarray of shape (n, len(radii)), float64
-        Not clipped: on noise-dominated images the fractions can leave [0, 1].
+        Not clipped: on noise-dominated images the fractions can leave [0, 1]. Where the
+        total flux is 0 or negative they are meaningless (the denominator is then 1e-12):
+        leave out images whose total is not positive.
 
     Examples
     --------
@@ -150,7 +156,7 @@ def flux_fractions(X, radii, *, total_radius, band=0):
     """
     X = _as_cubes(X)
     _check_band(band, X.shape[1])
-    distance = _centre_distance(X.shape[-1])
+    distance = _centre_distance(X.shape[-2:])
     image = X[:, band].astype(np.float64)
     total = image[:, distance <= total_radius].sum(axis=1)
     inner = np.stack([image[:, distance <= r].sum(axis=1) for r in radii], axis=1)

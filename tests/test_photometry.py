@@ -63,7 +63,7 @@ def test_concentration_separates_compact_from_extended_objects():
     "call, message",
     [
         (lambda: sky_noise(np.zeros((2, 16))), "3-D"),
-        (lambda: sky_noise(np.zeros((2, 1, 16, 16)), border=8), "smaller border"),
+        (lambda: sky_noise(np.zeros((2, 1, 16, 16)), border=8), "pass a border between 1 and 7"),
         (lambda: aperture_snr(np.zeros((2, 1, 20, 20)), band=1), "band=1 is out of range"),
         (lambda: flux_fractions(np.zeros((2, 1, 20, 20)), [1.0], total_radius=3, band=3), "band"),
         (lambda: aperture_snr(np.array([[["a"]]])), "numeric"),
@@ -72,3 +72,19 @@ def test_concentration_separates_compact_from_extended_objects():
 def test_bad_input_is_refused_with_a_clear_message(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_rectangular_images_are_measured_about_their_centre():
+    # a 32 x 40 image whose 32 x 32 centre holds the source: the same apertures as the crop
+    rng = np.random.default_rng(0)
+    wide = rng.normal(0.0, 1.0, (3, 1, 32, 40))
+    wide[:, 0, 14:18, 18:22] += 20.0
+    crop = wide[..., 4:36]
+    np.testing.assert_allclose(
+        flux_fractions(wide, [2.0], total_radius=6.0), flux_fractions(crop, [2.0], total_radius=6.0)
+    )
+    np.testing.assert_allclose(aperture_snr(wide, radius=4), aperture_snr(crop, radius=4), rtol=0.2)
+    with pytest.raises(ValueError, match="radius must be a positive number"):
+        aperture_snr(wide, radius=0)
+    with pytest.raises(ValueError, match="pass a border between 1 and 15"):
+        sky_noise(wide, border=0)
