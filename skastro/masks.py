@@ -12,7 +12,8 @@ images):
     estimated with iterative :math:`\\kappa\\sigma` clipping (which rejects the source pixels),
     and pixels brighter than ``median + n_sigma * std`` are foreground.
 
-Multi-channel images get one mask per image, from the mean over the channels. Works on numpy
+Multi-channel images get one mask per image, from the mean over the channels. Pixels must be
+finite (NaN and inf are refused in arrays; fill masked pixels first). Works on numpy
 arrays (returns numpy) and torch tensors (returns tensors on the same device); torch only, no
 scikit-learn.
 """
@@ -34,7 +35,19 @@ MASK_METHODS = ("otsu", "sigma_clip")
 def _as_tensor(X):
     """``(X as a float (n, C, H, W) tensor, was it numpy?, original ndim)``."""
     is_numpy = not isinstance(X, torch.Tensor)
-    tensor = torch.from_numpy(np.asarray(X, dtype=np.float64)) if is_numpy else X
+    if is_numpy:
+        X = np.asarray(X, dtype=np.float64)
+        finite = np.isfinite(X.reshape(len(X), -1)).all(axis=1) if X.ndim else np.isfinite(X)
+        if not np.all(finite):
+            # sorted thresholds would count NaN as the brightest pixels: a wrong mask, silently.
+            # (Tensors are not checked: that would make a GPU wait, inside training loops.)
+            bad = np.flatnonzero(~finite)
+            raise ValueError(
+                f"X holds NaN or inf pixels in {len(bad)} image(s) (first indices: "
+                f"{', '.join(map(str, bad[:5]))}); fill masked pixels first (e.g. with the "
+                "image's sky median)"
+            )
+    tensor = torch.from_numpy(X) if is_numpy else X
     if not tensor.is_floating_point():
         tensor = tensor.float()
     ndim = tensor.ndim

@@ -82,3 +82,12 @@ def test_mask_errors():
         foreground_mask(X, smooth=-1.0)
     with pytest.raises(ValueError, match=r"\(n, H, W\) or \(n, C, H, W\)"):
         foreground_mask(np.zeros((4, 4)))
+
+
+@pytest.mark.parametrize("function", [otsu_threshold, sigma_clip_threshold, foreground_mask])
+def test_non_finite_pixels_are_refused_not_sorted_as_the_brightest(function):
+    X = np.zeros((3, 16, 16))
+    X[:, 6:10, 6:10] = 10.0
+    X[2, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or inf pixels in 1 image\(s\) \(first indices: 2\)"):
+        function(X)
