@@ -61,6 +61,13 @@ def write_fit_figures(estimator, images, folder):
     return written
 
 
+def cluster_figure_paths(out):
+    """The figures ``skastro cluster --out OUT`` draws: ``<OUT>_scatter.png`` and
+    ``<OUT>_examples.png``."""
+    out = Path(out)
+    return [out.with_name(out.stem + f"_{name}.png") for name in ("scatter", "examples")]
+
+
 def write_cluster_figures(Z, labels, out, images=None, random_state=0):
     """``<out>_scatter.png`` (the embedding in 2-D by PCA, coloured by cluster) and, given
     the images, ``<out>_examples.png`` (examples of each cluster). Returns the paths written.
@@ -73,7 +80,7 @@ def write_cluster_figures(Z, labels, out, images=None, random_state=0):
     if len(Z) > MAX_SCATTER_POINTS:
         rng = np.random.default_rng(random_state)
         index = np.sort(rng.choice(len(Z), MAX_SCATTER_POINTS, replace=False))
-    scatter = out.with_name(out.stem + "_scatter.png")
+    scatter, examples = cluster_figure_paths(out)
     n_clusters = len(np.unique(labels[labels >= 0]))
     title = f"{n_clusters} clusters" + (
         f", {int((labels < 0).sum())} noise points" if (labels < 0).any() else ""
@@ -92,7 +99,6 @@ def write_cluster_figures(Z, labels, out, images=None, random_state=0):
     ):
         written.append(scatter)
     if images is not None:
-        examples = out.with_name(out.stem + "_examples.png")
         shown = _examples_to_show(labels)
         if save_figure(
             lambda: plotting.plot_cluster_examples(

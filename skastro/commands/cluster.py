@@ -26,6 +26,7 @@ import numpy as np
 
 from skastro.commands._data import add_data_arguments
 from skastro.commands._errors import CommandError, error_line, reports_errors
+from skastro.commands._figures import cluster_figure_paths
 from skastro.commands._output import check_output_file
 
 METHODS = ("hdbscan", "kmeans", "spectral")
@@ -226,7 +227,8 @@ def run(args):
             _error(f"--{name.replace('_', '-')} must be at least 2, got {value}")
             return 2
     _check_options(args)
-    check_output_file(out, overwrite=args.overwrite)
+    figures = [] if args.no_plots else cluster_figure_paths(out)
+    check_output_file(out, overwrite=args.overwrite, companions=figures)
     try:
         source = open_embeddings(args.embeddings)
     except (OSError, EOFError, ValueError, KeyError) as exc:

@@ -324,6 +324,13 @@ def test_cluster_checks_its_options_and_outputs(tmp_path, capsys):
     assert out.read_text() == "earlier labels"
     assert main(["cluster", str(z), "--out", str(out), "--overwrite"]) == 0
     assert out.read_text().startswith("id,label")
+    # its figures are outputs too: a scatter from an earlier run is not replaced unasked
+    other = tmp_path / "other.csv"
+    (tmp_path / "other_scatter.png").write_bytes(b"an earlier figure")
+    assert main(["cluster", str(z), "--out", str(other)]) == 2
+    assert "other_scatter.png already exists" in capsys.readouterr().err
+    assert (tmp_path / "other_scatter.png").read_bytes() == b"an earlier figure"
+    assert main(["cluster", str(z), "--out", str(other), "--no-plots"]) == 0
     z.write_text("not numpy")
     assert main(["cluster", str(z), "--out", str(out), "--overwrite"]) == 1
     assert "cannot read embeddings from" in _one_error_line(capsys.readouterr().err, "cluster")
