@@ -283,7 +283,9 @@ def _color_by(explorer, view, wanted):
         if wanted in (value, label):
             return value
     names = ", ".join(label for _, label in explorer.color_options(view))
-    raise ValueError(f"--color-by {wanted!r} is not a colouring of this view; choose {names}")
+    raise CommandError(
+        f"--color-by {wanted!r} is not a colouring of this view; choose {names}", status=2
+    )
 
 
 @reports_errors("explore")
@@ -291,7 +293,7 @@ def run(args):
     """Run ``skastro explore`` with parsed arguments; return the exit status.
 
     Serves the explorer until interrupted, or with ``--save-html`` writes the HTML file and
-    returns. Unreadable inputs print one error line and return 2.
+    returns. Unreadable data or models print one error line and return 1; a bad option, 2.
     """
     from skastro.exceptions import DataLoadError, ModelFormatError
 
@@ -319,12 +321,14 @@ def run(args):
             print(f"wrote {os.path.abspath(path)}")
             return 0
     except (DataLoadError, ModelFormatError, FileNotFoundError, KeyError, ValueError) as exc:
-        raise CommandError(describe_error(exc, args.skip_bad), status=2) from exc
+        # the data, the model or the metadata (the options were checked above): status 1
+        folder = Path(args.data).is_dir()
+        raise CommandError(describe_error(exc, args.skip_bad, folder=folder), status=1) from exc
     try:
         # the view the app opens with: the first model's, as the options ask
         explorer.compute(explorer.embedding_names[0], **settings)
     except ValueError as exc:
-        raise CommandError(str(exc), status=2) from exc
+        raise CommandError(str(exc), status=1) from exc
     if explorer.label_file is not None:
         print(f"labels you give in the app are saved to {explorer.label_file}")
     try:

@@ -344,12 +344,15 @@ def test_explore_lists_every_bad_file_and_keeps_its_html(data, tmp_path, capsys)
     html = tmp_path / "e.html"
     status = main(["explore", str(folder), "--save-html", str(html)])
     line = _one_error_line(capsys.readouterr().err, "explore")
-    assert status == 2 and all(f"bad{i}.fits" in line for i in range(3))
+    assert status == 1 and all(f"bad{i}.fits" in line for i in range(3))
     html.write_text("<html>earlier</html>")
     assert main(["explore", str(data["npy"]), "--save-html", str(html)]) == 2
     assert "already exists" in _one_error_line(capsys.readouterr().err, "explore")
     assert html.read_text() == "<html>earlier</html>"
     assert main(["explore", str(data["npy"]), "--save-html", str(html), "--overwrite"]) == 0
+    other = str(tmp_path / "other.html")
+    assert main(["explore", str(data["npy"]), "--save-html", other, "--color-by", "nope"]) == 2
+    assert "--color-by 'nope' is not a colouring" in capsys.readouterr().err
     assert "plotly" in html.read_text().lower()
 
 

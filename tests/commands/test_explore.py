@@ -128,5 +128,5 @@ def test_run_explore_writes_html_with_a_joblib_model(tmp_path, data, capsys):
     assert run_explore(args) == 0
     assert out.exists() and "TransformOnly" in out.read_text(encoding="utf-8")
     assert "wrote" in capsys.readouterr().out
-    assert run_explore(_parse([str(tmp_path / "nothing.npy")])) == 2
+    assert run_explore(_parse([str(tmp_path / "nothing.npy")])) == 1  # data, not an option
     assert "no such file" in capsys.readouterr().err
