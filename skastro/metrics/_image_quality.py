@@ -169,6 +169,18 @@ def ssim(
         low, high = data_range
         X_true, X_pred = X_true.clamp(low, high), X_pred.clamp(low, high)
         data_range = high - low
+    if not data_range > 0:
+        raise ValueError(
+            f"data_range must be positive (or a (min, max) pair with max > min), got a range "
+            f"of {data_range!r}"
+        )
+    height, width = X_true.shape[-2:]
+    if kernel_size % 2 != 1 or (kernel_size - 1) // 2 >= min(height, width):
+        # borders are reflected: half the window must be shorter than the image's sides
+        raise ValueError(
+            f"kernel_size must be odd and below twice the image's smaller side "
+            f"({min(height, width)} px for {height}x{width} images), got {kernel_size}"
+        )
     ssim_map = per_pixel_ssim(
         X_pred, X_true, kernel_size=kernel_size, sigma=sigma, data_range=data_range, k1=k1, k2=k2
     )

@@ -124,3 +124,13 @@ def test_image_metrics_reject_bad_shapes():
         ms_ssim(np.zeros((8, 8)), np.zeros((8, 8)))
     with pytest.raises(ValueError, match="reduction"):
         ssim(np.zeros((2, 8, 8)), np.zeros((2, 8, 8)), reduction="sum")
+
+
+def test_ssim_refuses_an_empty_range_and_a_window_the_images_cannot_hold():
+    x = np.random.default_rng(0).random((2, 5, 5))
+    with pytest.raises(ValueError, match=r"below twice the image's smaller side \(5 px"):
+        ssim(x, x)  # the default 11 px window
+    assert ssim(x, x, kernel_size=3) == pytest.approx(1.0)
+    for data_range in (0.0, -1.0, (1.0, 1.0)):
+        with pytest.raises(ValueError, match="data_range must be positive"):
+            ssim(x, x, kernel_size=3, data_range=data_range)
