@@ -236,6 +236,10 @@ def run(args):
     n = source.n_samples
     if args.method == "hdbscan" and n < 2:
         raise CommandError(f"hdbscan needs at least 2 points, {args.embeddings} has {n}")
+    if args.method != "hdbscan" and n < 3:
+        raise CommandError(
+            f"{args.method} needs at least 3 points to find 2 clusters; {args.embeddings} has {n}"
+        )
     if args.method != "hdbscan" and not 2 <= args.n_clusters <= n - 1:
         _error(f"--n-clusters must be between 2 and {n - 1} for {n} points")
         return 2

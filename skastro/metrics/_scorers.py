@@ -303,6 +303,12 @@ class _AUCScorer:
     def __call__(self, estimator, X, y=None):
         if y is None:
             raise ValueError("the AUC scorer needs held-out labels y")
+        classes = np.unique(np.asarray(y))
+        if len(classes) != 2:
+            raise ValueError(
+                f"the AUC scorer ranks two classes, but y holds {len(classes)}: "
+                f"{classes[:5].tolist()}; pass binary labels (e.g. y == the class of interest)"
+            )
         auc = float(roc_auc_score(y, _continuous_scores(estimator, X)))
         if self.sign_invariant:
             auc = max(auc, 1.0 - auc)

@@ -34,8 +34,16 @@ def _display_array(image, band, stretch, percentile, reference=None):
     bands = [band] if isinstance(band, numbers.Integral) else list(band)
     if len(bands) not in (1, 3):
         raise ValueError(f"band must be one channel index or three (RGB), got {band!r}")
+    n_bands = len(image)
+    if not all(-n_bands <= b < n_bands for b in bands):
+        raise ValueError(f"band={band!r} is out of range for images with {n_bands} band(s)")
+    limits = (image if reference is None else reference)[bands]
+    empty = ~np.isfinite(limits).reshape(len(bands), -1).any(axis=1)
+    if empty.any():
+        # a fully masked band has no limits to learn; it is shown blank (NaN), not refused
+        limits = np.where(empty[:, None, None], 0.0, limits)
     scaler = ImageScaler(stretch, percentile=percentile, per_image=False)
-    scaler.fit((image if reference is None else reference)[bands][None])
+    scaler.fit(limits[None])
     shown = scaler.transform(image[bands][None])[0]
     return shown[0] if len(bands) == 1 else np.moveaxis(shown, 0, -1)
 

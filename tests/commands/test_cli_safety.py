@@ -331,6 +331,12 @@ def test_cluster_checks_its_options_and_outputs(tmp_path, capsys):
     assert "other_scatter.png already exists" in capsys.readouterr().err
     assert (tmp_path / "other_scatter.png").read_bytes() == b"an earlier figure"
     assert main(["cluster", str(z), "--out", str(other), "--no-plots"]) == 0
+    two = tmp_path / "two.npz"
+    np.savez(two, embeddings=np.zeros((2, 2)))
+    assert (
+        main(["cluster", str(two), "--out", str(tmp_path / "two.csv"), "--method", "kmeans"]) == 1
+    )
+    assert "kmeans needs at least 3 points" in capsys.readouterr().err
     z.write_text("not numpy")
     assert main(["cluster", str(z), "--out", str(out), "--overwrite"]) == 1
     assert "cannot read embeddings from" in _one_error_line(capsys.readouterr().err, "cluster")

@@ -338,3 +338,15 @@ def test_ssim_identity_and_noise(images):
     assert 1.0 > scores[0] > scores[1] > scores[2]
     per_image = ssim(images, images + 0.1, reduction="none")
     assert isinstance(per_image, np.ndarray) and per_image.shape == (6,)
+
+
+def test_auc_scorer_says_it_needs_two_classes():
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from skastro.metrics import auc_scorer
+
+    X = np.random.default_rng(0).random((30, 3))
+    y = np.arange(30) % 3
+    model = KNeighborsClassifier().fit(X, y % 2)
+    with pytest.raises(ValueError, match=r"ranks two classes, but y holds 3: \[0, 1, 2\]"):
+        auc_scorer(model, X, y)

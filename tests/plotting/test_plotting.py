@@ -244,3 +244,11 @@ def test_a_collapsed_embedding_is_refused_not_a_crash(method):
         plotting.plot_embedding(constant, method=method)
     with pytest.raises(ValueError, match="model may have collapsed"):
         project(constant, method)
+
+
+def test_plot_image_names_a_missing_band_and_shows_a_masked_one_blank():
+    with pytest.raises(ValueError, match=r"band=2 is out of range for images with 1 band\(s\)"):
+        plotting.plot_image(np.ones((1, 8, 8)), band=2)
+    ax = plotting.plot_image(np.full((1, 8, 8), np.nan))  # a fully masked cutout
+    assert np.ma.getmaskarray(ax.images[0].get_array()).all()  # matplotlib masks NaN
+    plt.close("all")
