@@ -904,14 +904,17 @@ def _read_estimator(folder, device=None, params=None, depth=0):
         arrays = _read_safetensors(folder, files["arrays"], "files.arrays", framework="numpy")
     decoder = _Decoder(folder, arrays, depth, device)
     values = {k: decoder.decode(v, f"params.{k}") for k, v in meta.get("params", {}).items()}
-    known = cls().get_params(deep=False)
+    known = cls._get_param_names()  # (cls() would fail for a class with required parameters)
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ModelFormatError(
             f"{folder} sets parameter(s) {unknown} that {name} does not have (written by "
             f"skastro {meta.get('versions', {}).get('skastro')!s:.50}); load it with that version"
         )
-    estimator = cls(**values)
+    try:
+        estimator = cls(**values)
+    except TypeError as exc:  # e.g. a required parameter missing from a hand-edited file
+        raise ModelFormatError(f"{model_file}: cannot build {name} from its params ({exc})") from exc
     _check_params(estimator, values, model_file)
     overrides = dict(params or {})
     if device is not None and "device" in known:

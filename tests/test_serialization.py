@@ -459,3 +459,20 @@ def test_a_network_too_large_for_memory_is_refused_before_it_is_built(saved, tmp
     _edit(folder, huge)
     with pytest.raises(ModelFormatError, match=r"'params' describe a network that is refused"):
         load(folder)
+
+
+def test_a_class_with_a_required_parameter_loads(tmp_path):
+    # FaintCalibratedClassifier(estimator) cannot be built without arguments
+    from skastro import CondVAEClassifier
+    from skastro.meta import FaintCalibratedClassifier
+
+    wrapped = FaintCalibratedClassifier(CondVAEClassifier(n_components=2, widths=(4,)), band=2)
+    folder = save(wrapped, tmp_path / "fcc")
+    loaded = load(folder)
+    assert loaded.band == 2 and loaded.estimator.get_params()["widths"] == (4,)
+    model_file = folder / "model.json"
+    meta = json.loads(model_file.read_text())
+    del meta["params"]["estimator"]
+    model_file.write_text(json.dumps(meta))
+    with pytest.raises(ModelFormatError, match="cannot build FaintCalibratedClassifier"):
+        load(folder)
