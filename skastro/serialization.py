@@ -914,7 +914,9 @@ def _read_estimator(folder, device=None, params=None, depth=0):
     try:
         estimator = cls(**values)
     except TypeError as exc:  # e.g. a required parameter missing from a hand-edited file
-        raise ModelFormatError(f"{model_file}: cannot build {name} from its params ({exc})") from exc
+        raise ModelFormatError(
+            f"{model_file}: cannot build {name} from its params ({exc})"
+        ) from exc
     _check_params(estimator, values, model_file)
     overrides = dict(params or {})
     if device is not None and "device" in known:
