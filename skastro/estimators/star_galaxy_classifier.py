@@ -128,7 +128,7 @@ class StarGalaxyClassifier(ClassifierMixin, BaseEstimator):
     ----------
     band : int, default=0
         Index of the band to measure in ``(n, C, H, W)`` images (2 for r in ugriz, 1 for r in
-        grz); ignored for ``(n, H, W)`` images. Use a band where the seeing is good and
+        grz); ``(n, H, W)`` images have one band, 0. Use a band where the seeing is good and
         the objects bright; morphology from one band avoids splits by colour.
     bright_fraction : float in (0, 1), default=0.5
         Fraction of the training images, the highest-S/N ones, on which stars are found.
@@ -280,6 +280,13 @@ class StarGalaxyClassifier(ClassifierMixin, BaseEstimator):
         image, masked, blended = self._clean(sky_free, sigma)
         features, snr = _measure(image, sigma)
         cut = float(np.quantile(snr, 1.0 - self.bright_fraction))
+        if not cut > 0:
+            # the faded copies would be made at S/N levels from 1 down to a negative cut (NaN)
+            raise ValueError(
+                f"The S/N cut is {cut:.3g}: the brightest {self.bright_fraction:.0%} of the "
+                "images include ones with no detected source (or no signal at all). Pass a "
+                "smaller bright_fraction, or leave out empty cutouts."
+            )
         bright = np.flatnonzero(snr > cut)
         if len(bright) < _MIN_BRIGHT:
             raise ValueError(

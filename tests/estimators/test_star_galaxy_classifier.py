@@ -289,6 +289,8 @@ def test_errors(fitted):
         StarGalaxyClassifier().fit(X[:30])
     with pytest.raises(ValueError, match="bright_fraction"):
         StarGalaxyClassifier(bright_fraction=1.5).fit(X)
+    with pytest.raises(ValueError, match="The S/N cut is 0: .* no detected source"):
+        StarGalaxyClassifier().fit(np.zeros((60, SIZE, SIZE), np.float32))  # no signal
     with pytest.raises(ValueError, match="shape"):
         clf.decision_function(X[:, :-2, :-2])
     # masked pixels: the advice must not name a parameter this estimator does not have
