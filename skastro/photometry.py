@@ -10,12 +10,17 @@ import numpy as np
 
 from skastro._images import as_nchw
 
-__all__ = ["aperture_snr", "flux_fractions", "sky_noise"]
+__all__ = ["aperture_snr", "flux_fractions", "sky_noise", "unit_scale"]
 
 # Robust standard deviation of a Gaussian from its median absolute deviation.
 _MAD_TO_SIGMA = 1.4826
 # Keeps a noise of exactly zero (a constant border) from dividing by zero.
 _TINY = 1e-12
+# Images whose typical |pixel| lies outside this range are measured after an exact rescaling
+# by a power of two: every measure here is a ratio, but the constant that keeps them finite
+# (_TINY) would matter for fluxes in cgs units (~1e-29 erg/s/cm2/Hz). Images inside the range
+# are measured as they are (bitwise).
+_SCALE_RANGE = (2.0**-10, 2.0**20)
 
 
 def _as_cubes(X):
@@ -28,6 +33,38 @@ def _centre_distance(shape):
     height, width = shape
     yy, xx = np.mgrid[:height, :width].astype(np.float64)
     return np.hypot(yy - (height - 1) / 2, xx - (width - 1) / 2)
+
+
+def unit_scale(X):
+    """Powers of two that bring each image's typical pixel magnitude into a safe range.
+
+    Parameters
+    ----------
+    X : ndarray of shape (..., H, W)
+        Images (one factor per leading index, e.g. per image and band).
+
+    Returns
+    -------
+    factor : ndarray of shape (..., 1, 1), float64
+        1 where the median ``|pixel|`` (the maximum when the median is 0) lies within
+        ``2**-10`` to ``2**20``; else the power of two that brings it to about 1. Multiplying
+        by a power of two is exact, so measures that are ratios do not change.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> np.log2(unit_scale(np.full((2, 1, 4, 4), [[[[3.0]]], [[[3e-29]]]]))).ravel().tolist()
+    [0.0, 95.0]
+    """
+    X = np.asarray(X)
+    flat = np.abs(X.reshape(*X.shape[:-2], -1)).astype(np.float64)
+    typical = np.median(flat, axis=-1)
+    typical = np.where(typical > 0, typical, flat.max(axis=-1, initial=0.0))
+    low, high = _SCALE_RANGE
+    with np.errstate(divide="ignore", invalid="ignore"):
+        outside = (typical > 0) & np.isfinite(typical) & ((typical < low) | (typical > high))
+        exponent = np.where(outside, -np.round(np.log2(np.where(outside, typical, 1.0))), 0.0)
+    return np.exp2(exponent)[..., None, None]
 
 
 def _check_band(band, n_bands):
@@ -69,6 +106,8 @@ def sky_noise(X, *, border=8):
             f"{2 * border} pixels, got height {X.shape[2]}; pass a border between 1 and "
             f"{(X.shape[2] - 1) // 2}."
         )
+    factor = unit_scale(X)
+    X = X * factor  # exact; 1 for images in the usual range of values
     frame = np.concatenate(
         [
             X[..., :border, :].reshape(*X.shape[:2], -1),
@@ -77,7 +116,8 @@ def sky_noise(X, *, border=8):
         axis=-1,
     ).astype(np.float64)
     median = np.median(frame, axis=-1, keepdims=True)
-    return _MAD_TO_SIGMA * np.median(np.abs(frame - median), axis=-1) + _TINY
+    sigma = _MAD_TO_SIGMA * np.median(np.abs(frame - median), axis=-1) + _TINY
+    return sigma / factor[..., 0, 0]
 
 
 def aperture_snr(X, *, radius=6.0, band=0, border=8):
@@ -112,6 +152,7 @@ def aperture_snr(X, *, radius=6.0, band=0, border=8):
     True
     """
     X = _as_cubes(X)
+    X = X * unit_scale(X)  # a ratio: measured where the constants do not matter
     _check_band(band, X.shape[1])
     if not radius > 0:
         raise ValueError(f"radius must be a positive number of pixels, got {radius!r}")
@@ -155,6 +196,7 @@ def flux_fractions(X, radii, *, total_radius, band=0):
     array([[1., 1.]])
     """
     X = _as_cubes(X)
+    X = X * unit_scale(X)  # ratios: measured where the constants do not matter
     _check_band(band, X.shape[1])
     distance = _centre_distance(X.shape[-2:])
     image = X[:, band].astype(np.float64)

@@ -88,3 +88,18 @@ def test_rectangular_images_are_measured_about_their_centre():
         aperture_snr(wide, radius=0)
     with pytest.raises(ValueError, match="pass a border between 1 and 15"):
         sky_noise(wide, border=0)
+
+
+def test_measures_do_not_depend_on_flux_units():
+    # cgs fluxes (~1e-29) are far below the 1e-12 that keeps ratios finite
+    rng = np.random.default_rng(1)
+    X = rng.normal(0.0, 1.0, (4, 1, 32, 32))
+    X[:, 0, 13:19, 13:19] += np.array([2.0, 5.0, 20.0, 80.0])[:, None, None]
+    for scale in (3e-29, 1e25):
+        np.testing.assert_allclose(sky_noise(X * scale), sky_noise(X) * scale, rtol=1e-9)
+        np.testing.assert_allclose(aperture_snr(X * scale), aperture_snr(X), rtol=1e-9)
+        np.testing.assert_allclose(
+            flux_fractions(X * scale, [2.0], total_radius=6.0),
+            flux_fractions(X, [2.0], total_radius=6.0),
+            rtol=1e-9,
+        )

@@ -23,6 +23,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from skastro._validation import check_cutouts
+from skastro.photometry import unit_scale
 
 __all__ = ["StarGalaxyClassifier"]
 
@@ -429,6 +430,11 @@ class StarGalaxyClassifier(ClassifierMixin, BaseEstimator):
     def _sky_free(self, cubes):
         """The band with the residual sky plane subtracted, and its sky noise."""
         image = cubes[:, self.band].astype(np.float64)
+        # every feature is a ratio, so flux units do not enter; a batch of tiny or huge values
+        # (cgs fluxes) is rescaled exactly, so the 1e-12 floors that keep ratios finite do
+        # not matter either. One factor for all images: synthetic blends add one image's
+        # sources to another's. (It is 1 in the usual range: those images stay bitwise.)
+        image = image * unit_scale(image.reshape(1, -1, image.shape[-1]))[0, 0, 0]
         border = self.border if self.border is not None else max(2, image.shape[-1] // 10)
         return _subtract_sky(image, border)
 

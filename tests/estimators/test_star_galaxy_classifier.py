@@ -86,6 +86,9 @@ def test_invariant_to_flux_units_sky_and_right_angles(fitted):
     transformed = {
         # every feature is a ratio of fluxes or a length; the S/N is in sky-noise units
         "flux units": X * 7.5,
+        # cgs fluxes: tiny values, where the constants that keep ratios finite would show
+        "cgs units": X.astype(np.float64) * 3e-29,
+        "huge values": X.astype(np.float64) * 1e25,
         # a residual sky plane is fitted to the border and subtracted
         "sky plane": X + plane,
         # apertures, weights and the sub-pixel grid of the fit are symmetric about the centre
@@ -289,7 +292,7 @@ def test_errors(fitted):
         StarGalaxyClassifier().fit(X[:30])
     with pytest.raises(ValueError, match="bright_fraction"):
         StarGalaxyClassifier(bright_fraction=1.5).fit(X)
-    with pytest.raises(ValueError, match="The S/N cut is 0: .* no detected source"):
+    with pytest.raises(ValueError, match=r"The S/N cut is 0: .* no detected source"):
         StarGalaxyClassifier().fit(np.zeros((60, SIZE, SIZE), np.float32))  # no signal
     with pytest.raises(ValueError, match="shape"):
         clf.decision_function(X[:, :-2, :-2])
