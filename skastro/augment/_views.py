@@ -157,9 +157,10 @@ def random_view(
     """
     if rotate and flip:
         X = random_dihedral(X)
-    elif flip and bool(torch.rand(()) < 0.5):
-        # without rotations the 8 symmetries are not wanted: one mirror axis
-        X = X.flip(-1)
+    elif flip:
+        # without rotations the 8 symmetries are not wanted: one mirror axis, drawn per image
+        flipped = torch.rand(X.shape[0], 1, 1, 1, device=X.device) < 0.5
+        X = torch.where(flipped, X.flip(-1), X)
     if rotate or tuple(crop_scale) != (1, 1):
         X = random_crop_rotate(X, crop_scale=crop_scale, rotate=rotate)
     X = random_blur(X, sigma=blur_sigma)

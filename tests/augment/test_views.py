@@ -24,3 +24,14 @@ def test_identity_view_settings_and_blur_conserves_flux():
     point = torch.zeros(1, 1, 15, 15)
     point[..., 7, 7] = 1.0
     assert float(random_blur(point, sigma=(1.0, 1.0), p=1.0).sum()) == pytest.approx(1.0)
+
+
+def test_flips_without_rotations_are_drawn_per_image():
+    torch.manual_seed(0)
+    X = torch.arange(64 * 16, dtype=torch.float32).reshape(64, 1, 4, 4)
+    out = random_view(X, crop_scale=(1, 1), rotate=False, flip=True, noise_std=0.0,
+                      blur_sigma=(0, 0))  # fmt: skip
+    flipped = (out == X.flip(-1)).flatten(1).all(1)
+    kept = (out == X).flatten(1).all(1)
+    assert bool((flipped | kept).all())  # each image is itself or its mirror
+    assert 10 < int(flipped.sum()) < 54  # a mix in one batch, not all or none
