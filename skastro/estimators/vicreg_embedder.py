@@ -404,7 +404,8 @@ class VICRegEmbedder(DeepEstimator):
             del self._train_data
 
     def _update_neighbors(self, data):
-        key = _fingerprint(data)
+        # the same images, reference and number of neighbours: the neighbours still hold
+        key = (_fingerprint(data), _reference_key(self.reference), self.n_neighbors)
         if getattr(self, "_neighbors_key_", None) == key:
             return  # partial_fit on the same images: the neighbours are still valid
         embedding = self._reference_embedding(data)
@@ -482,6 +483,16 @@ def _pair(value, name):
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a (low, high) pair, got {value!r}") from None
     return low, high
+
+
+def _reference_key(reference):
+    """What identifies a ``reference``: its name, an array's content, or an object's identity."""
+    if isinstance(reference, str):
+        return reference
+    if isinstance(reference, np.ndarray | list | tuple):
+        array = np.ascontiguousarray(reference)
+        return (array.shape, str(array.dtype), zlib.crc32(array.tobytes()))
+    return id(reference)
 
 
 def _fingerprint(data):

@@ -167,6 +167,19 @@ def test_knn_reference_embeddings(images, kind):
         np.testing.assert_array_equal(model.neighbors_, np.argsort(distances, axis=1)[:, :2])
 
 
+def test_continued_training_finds_new_neighbours_when_asked_for_other_ones(twins):
+    model = VICRegEmbedder(**TINY, pairs="knn", n_neighbors=1, augment=False, warm_start=True)
+    model.fit(twins)
+    np.testing.assert_array_equal(model.neighbors_[:, 0], np.r_[np.arange(16, 32), np.arange(16)])
+    model.fit(twins)  # the same images and settings: the neighbours are kept
+    reference = np.random.default_rng(0).normal(size=(len(twins), 4))
+    model.set_params(n_neighbors=2, reference=reference).fit(twins)
+    assert model.neighbors_.shape == (len(twins), 2)
+    distances = ((reference[:, None] - reference[None]) ** 2).sum(-1)
+    np.fill_diagonal(distances, np.inf)
+    np.testing.assert_array_equal(model.neighbors_, np.argsort(distances, axis=1)[:, :2])
+
+
 def test_knn_reference_errors(images):
     with pytest.raises(NotFittedError, match="FrozenEstimator"):
         VICRegEmbedder(**TINY, pairs="knn", reference=PCA(2)).fit(images)
