@@ -288,6 +288,11 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         maps = self.module_.feature_maps(X)
         size = X.shape[-2:]
         blocks = []
+        unknown = [name for name in self.layers if name not in maps]
+        if unknown:
+            raise ValueError(
+                f"layers {unknown} are not layers of this network; choose among {list(maps)}"
+            )
         for name in self.layers:
             block = maps[name]
             if block.shape[-2:] != size:
@@ -393,6 +398,13 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
         scale = scale.view(1, -1, 1, 1)
         centers = torch.as_tensor(self.cluster_centers_, device=device, dtype=dtype)
         for start, stop, columns, _ in self._iter_hypercolumns(data):
+            if columns.shape[1] != centers.shape[1]:
+                # e.g. set_params(layers=...) after fit: the clusters live in the old space
+                raise ValueError(
+                    f"layers={tuple(self.layers)} give {columns.shape[1]} features per pixel, "
+                    f"but the segments were fitted on {centers.shape[1]}: set layers back to "
+                    "what the segmenter was fitted with, or fit it again"
+                )
             scaled = ((columns - mean) * scale).permute(0, 2, 3, 1).reshape(-1, centers.shape[1])
             nearest = torch.cdist(scaled, centers).argmin(dim=1)
             labels[start:stop] = nearest.view(stop - start, height, width).cpu().numpy()

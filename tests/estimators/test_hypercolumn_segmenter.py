@@ -94,6 +94,18 @@ def test_unknown_layer_is_a_clear_error(blobs):
         HypercolumnSegmenter(**{**SMALL, "layers": ("input", "enc7")}).fit(X)
 
 
+def test_predict_refuses_layers_changed_after_fit(fitted, blobs):
+    import copy
+
+    X, _ = blobs
+    changed = copy.deepcopy(fitted).set_params(layers=("input",))
+    with pytest.raises(ValueError, match="segments were fitted on"):
+        changed.predict(X[:2])  # the clusters live in the space of the fitted layers
+    changed.set_params(layers=("input", "enc9"))
+    with pytest.raises(ValueError, match=r"\['enc9'\] are not layers of this network"):
+        changed.predict(X[:2])
+
+
 def test_predict_checks_the_image_shape(fitted):
     with pytest.raises(ValueError, match="shape"):
         fitted.predict(np.zeros((2, 2, 20, 20), dtype=np.float32))
