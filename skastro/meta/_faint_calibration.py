@@ -4,10 +4,10 @@ import numbers
 
 import numpy as np
 from scipy.special import expit, logit
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.mixture import GaussianMixture
-from sklearn.utils import check_random_state
+from sklearn.utils import ClassifierTags, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
@@ -28,7 +28,7 @@ _EPS = 1e-6
 _REGRESSOR = dict(max_iter=200, learning_rate=0.05, early_stopping=False)
 
 
-class FaintCalibratedClassifier(BaseEstimator):
+class FaintCalibratedClassifier(ClassifierMixin, BaseEstimator):
     """A label-free two-class classifier whose faint-image decisions are learnt from bright ones.
 
     Unsupervised classifiers such as :class:`~skastro.CondVAEClassifier` are fitted on the
@@ -292,6 +292,14 @@ class FaintCalibratedClassifier(BaseEstimator):
         labels : ndarray of shape (n,)
         """
         return self.classes_[(self.decision_function(X) > 0).astype(int)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # a classifier to scikit-learn (cross-validation splits y by class; score is the
+        # accuracy), though it never learns from y and does not need one
+        tags.target_tags.required = False
+        tags.classifier_tags = ClassifierTags(multi_class=False, poor_score=True)
+        return tags
 
     def _check_X(self, X, *, reset):
         """The images as an array in the user's layout, and as ``(n, C, H, W)`` float32."""

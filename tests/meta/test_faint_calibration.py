@@ -197,3 +197,12 @@ def test_unfitted_and_mismatched_images_are_refused(calibrated, sky):
         FaintCalibratedClassifier(CollapsingConcentration()).decision_function(X)
     with pytest.raises(ValueError, match="fitted on images of shape"):
         calibrated.decision_function(X[:, :, :20, :20])
+
+
+def test_is_a_classifier_to_scikit_learn(calibrated, sky):
+    # cross-validation then splits y by class, and a search without `scoring` can score it
+    from sklearn.base import is_classifier
+
+    X, y = sky
+    assert is_classifier(calibrated)
+    assert calibrated.score(X, y) == np.mean(calibrated.predict(X) == y)
