@@ -372,6 +372,8 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
 
     def _continue_training(self, X, y, epochs):
         data = self._check_images(X, reset=False)
+        # the checks fit makes (a loaded model's parameters were only checked one by one)
+        self._check_params(data)
         net = self.net_
         if self.callbacks is not self._callbacks_param_:
             # set_params(callbacks=...) after fit: hand the new callbacks to the skorch net
@@ -713,7 +715,12 @@ class DeepEstimator(TransformerMixin, BaseEstimator):
             raise ModelFormatError(f"the network description is damaged: {exc!r}") from exc
         # built under the saved seed, as in fit, so the user's global RNG is left untouched
         with seeded(self._seed_):
-            net = self._initialize_net(image_shape)
+            try:
+                net = self._initialize_net(image_shape)
+            except (ValueError, TypeError, RuntimeError) as exc:  # e.g. an even kernel_size
+                raise ModelFormatError(
+                    f"the saved parameters cannot build {type(self).__name__}'s network: {exc}"
+                ) from exc
         _load_weights(net.module_, weights)
         if history is not None:
             net.history = History(history)

@@ -476,3 +476,24 @@ def test_a_class_with_a_required_parameter_loads(tmp_path):
     model_file.write_text(json.dumps(meta))
     with pytest.raises(ModelFormatError, match="cannot build FaintCalibratedClassifier"):
         load(folder)
+
+
+def test_a_loaded_model_meets_the_fit_checks_before_training_again(tmp_path, monkeypatch):
+    from skastro import VICRegEmbedder
+
+    X = np.random.default_rng(0).random((12, 1, 8, 8), dtype=np.float32)
+    model = VICRegEmbedder(**{**TINY_SETTINGS["VICRegEmbedder"], "image_shape": None}).fit(X)
+    folder = model.save(tmp_path / "vicreg")
+    model_file = Path(folder) / "model.json"
+    meta = json.loads(model_file.read_text())
+    meta["params"]["crop_scale"] = [-3.0, -1.0]  # each number passes its type check
+    model_file.write_text(json.dumps(meta))
+    loaded = load(folder)
+    with pytest.raises(ValueError, match="crop_scale must satisfy"):
+        loaded.partial_fit(X)  # fit's checks across parameters run before training again
+    # parameters that cannot build the network are a format error, naming the file
+    monkeypatch.setattr(
+        VICRegEmbedder, "_build_module", lambda self, shape: (_ for _ in ()).throw(ValueError("no"))
+    )
+    with pytest.raises(ModelFormatError, match="cannot build VICRegEmbedder's network: no"):
+        load(folder)
