@@ -374,6 +374,12 @@ def check_cutouts(X, *, expected_shape, estimator_name, measures):
     ...               measures="measures fluxes").image_shape
     (1, 8, 8)
     """
+    if getattr(X, "ndim", None) == 2 or (not hasattr(X, "ndim") and np.ndim(X) == 2):
+        # before check_images, whose advice for flat rows (image_shape) they do not take
+        raise ValueError(
+            f"{estimator_name} {measures}, so it needs images as (n, H, W) or (n, C, H, W) "
+            "arrays, not flat (n, F) rows."
+        )
     # these estimators have no nan_policy: their NaN error does not suggest one
     batches = check_images(
         X, expected_shape=expected_shape, estimator_name=estimator_name, can_fill=False

@@ -5,6 +5,8 @@ Noise is added in the images' own flux units, so the noise model matches a detec
 Torch only, no scikit-learn.
 """
 
+import numbers
+
 import numpy as np
 import torch
 
@@ -40,6 +42,12 @@ def add_noise(X, noise_gain, noise_sigma, generator=None):
     >>> bool(abs(float(noisy.var()) - 4.0) < 0.5)  # Poisson: variance = mean counts
     True
     """
+    if isinstance(noise_gain, numbers.Real) and not noise_gain > 0:
+        # counts / 0 would make every pixel NaN
+        raise ValueError(
+            f"noise_gain must be positive (detected counts per unit flux), or None to leave "
+            f"photon noise out; got {noise_gain!r}"
+        )
     is_numpy = not isinstance(X, torch.Tensor)
     if is_numpy:
         X = torch.from_numpy(np.array(X, dtype=np.float32))

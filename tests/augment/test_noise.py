@@ -21,3 +21,9 @@ def test_add_noise_statistics():
         add_noise(np.ones((2, 1, 8, 8)), GAIN, SIGMA, generator=3),
         add_noise(np.ones((2, 1, 8, 8)), GAIN, SIGMA, generator=3),
     )
+
+
+@pytest.mark.parametrize("gain", [0, 0.0, -1.0])
+def test_a_gain_that_is_not_positive_is_refused(gain):
+    with pytest.raises(ValueError, match="noise_gain must be positive"):
+        add_noise(np.ones((1, 1, 4, 4), np.float32), noise_gain=gain, noise_sigma=0.0)

@@ -286,6 +286,9 @@ def test_errors(fitted):
         StarGalaxyClassifier(band=3).fit(X)
     with pytest.raises(ValueError, match="not flat"):
         StarGalaxyClassifier().fit(X.reshape(len(X), -1))
+    with pytest.raises(ValueError, match="not flat") as error:  # rows of a non-square size
+        StarGalaxyClassifier().fit(X[:, :, :20].reshape(len(X), -1))
+    assert "image_shape" not in str(error.value)  # a parameter it does not have
     with pytest.raises(ValueError, match="too small"):
         StarGalaxyClassifier().fit(X[:, 5:-5, 5:-5])
     with pytest.raises(ValueError, match="at least 20"):
