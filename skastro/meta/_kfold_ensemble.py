@@ -620,11 +620,37 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             raise ValueError("combine='procrustes' needs 'centers_' and 'rotations_'")
         if "signs_" in arrays and not np.isin(arrays["signs_"], (-1.0, 1.0)).all():
             raise ValueError("'signs_' must hold 1 or -1 per member")
+        # the pieces must fit each other: each member's latent width d, the combination's
+        widths = {m._n_latent() for m in members if hasattr(m, "_n_latent")}
+        if len(widths) > 1:
+            raise ValueError(f"the members' latents differ in width: {sorted(widths)}")
+        if widths:
+            d = widths.pop()
+            expected = d if self.combine == "procrustes" else n * d
+            if n_out != expected:
+                raise ValueError(
+                    f"'_n_features_out' is {n_out}, but {n} members of width {d} combined by "
+                    f"{self.combine!r} give {expected}"
+                )
+            if self.combine == "procrustes":
+                if arrays["centers_"].shape != (n, d) or arrays["rotations_"].shape != (n, d, d):
+                    raise ValueError(
+                        f"'centers_' and 'rotations_' must have shapes {(n, d)} and {(n, d, d)} "
+                        f"for members of width {d}, got {arrays['centers_'].shape} and "
+                        f"{arrays['rotations_'].shape}"
+                    )
+                rotations = arrays["rotations_"].astype(np.float64)
+                product = rotations @ np.swapaxes(rotations, 1, 2)
+                if not np.allclose(product, np.eye(d), atol=1e-4):
+                    raise ValueError("'rotations_' must hold orthogonal matrices")
         self.estimators_, self.fold_indices_, self._n_features_out = members, folds, n_out
         for name, value in arrays.items():
             setattr(self, name, value)
         if "n_features_in_" in state:
-            self.n_features_in_ = int(state["n_features_in_"])
+            n_in = state["n_features_in_"]
+            if isinstance(n_in, bool) or not isinstance(n_in, int) or n_in < 1:
+                raise ValueError(f"'n_features_in_' must be a positive int, got {n_in!r}")
+            self.n_features_in_ = n_in
         if "signs_" in state:
             classes = np.asarray(state.get("classes_"))
             threshold = float(state.get("threshold_", np.nan))

@@ -145,6 +145,26 @@ def test_fitted_ensemble_saves_without_pickle_and_loads_identical(conv_ensemble,
     assert [str(m.device_) for m in loaded.estimators_] == ["cpu"] * 4
 
 
+def test_a_loaded_ensemble_whose_pieces_do_not_fit_together_is_refused(conv_ensemble, tmp_path):
+    import json
+
+    from skastro import load
+    from skastro.exceptions import ModelFormatError
+
+    folder = conv_ensemble.save(tmp_path / "ensemble")
+    model_file = folder / "model.json"
+    saved = json.loads(model_file.read_text())
+    for edit, message in (
+        (lambda meta: meta["fitted_state"].update(_n_features_out=99), "'_n_features_out' is 99"),
+        (lambda meta: meta["params"].update(combine="concatenate"), "combined by 'concatenate'"),
+    ):
+        meta = json.loads(json.dumps(saved))
+        edit(meta)
+        model_file.write_text(json.dumps(meta))
+        with pytest.raises(ModelFormatError, match=message):
+            load(folder)
+
+
 def test_concatenating_ensemble_round_trips_unfitted_and_fitted(images, tmp_path):
     from skastro import load
 
