@@ -268,6 +268,11 @@ class HypercolumnSegmenter(AutoencoderMixin, DeepEstimator):
                 f"layers must name at least one feature map among {known} (for "
                 f"widths={tuple(self.widths)}); unknown: {unknown}"
             )
+        if self.n_pixels < self.n_segments:
+            raise ValueError(
+                f"n_pixels={self.n_pixels} is below n_segments={self.n_segments}: the segments "
+                "are clusters of the sampled pixels, at least one pixel each"
+            )
 
     def _build_module(self, image_shape):
         return ResidualAutoencoderModule(image_shape, tuple(self.widths), self.n_components)

@@ -322,18 +322,19 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
                     f"y has {len(y)} labels but X has {n_samples} images; pass one label per "
                     "image, or no y"
                 )
-        if n_samples < self.n_splits:
+        if n_samples < self.n_splits and self.train_on == "folds":
             raise ValueError(
                 f"KFoldEnsemble with n_splits={self.n_splits} needs at least that many images, "
                 f"got n_samples = {n_samples}"
             )
         rng = check_random_state(self.random_state)
         split_seed = int(rng.randint(np.iinfo(np.int32).max)) if self.shuffle else None
-        folds = KFold(self.n_splits, shuffle=self.shuffle, random_state=split_seed)
-        train_test = list(folds.split(np.arange(n_samples)))
-        if self.train_on == "all":
+        if self.train_on == "all":  # no folds: every member sees every image
             everything = np.arange(n_samples)
             train_test = [(everything, everything[:0])] * self.n_splits
+        else:
+            folds = KFold(self.n_splits, shuffle=self.shuffle, random_state=split_seed)
+            train_test = list(folds.split(np.arange(n_samples)))
         seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_splits)
 
         members = []

@@ -128,3 +128,9 @@ def test_save_and_load_round_trip(fitted, blobs, tmp_path):
     X, _ = blobs
     fitted.save(tmp_path / "model")
     np.testing.assert_array_equal(load(tmp_path / "model").predict(X), fitted.predict(X))
+
+
+def test_fewer_pixels_than_segments_is_a_clear_error(blobs):
+    X, _ = blobs
+    with pytest.raises(ValueError, match="n_pixels=2 is below n_segments=3"):
+        HypercolumnSegmenter(**{**SMALL, "n_segments": 3, "n_pixels": 2}).fit(X)

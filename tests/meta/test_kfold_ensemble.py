@@ -305,3 +305,12 @@ def test_seed_ensemble_trains_every_member_on_all_images(scores_data):
     assert len({m.random_state for m in ensemble.estimators_}) == 4
     folds = KFoldEnsemble(SignedScore(), n_splits=4, random_state=0).fit(X)
     assert [m.n_seen_ for m in folds.estimators_] == [30] * 4
+
+
+def test_train_on_all_needs_no_more_images_than_members(images):
+    # no folds are made, so three images can train five members
+    member = ConvAutoencoder(n_components=2, widths=(4,), max_epochs=1, batch_size=16)
+    ensemble = KFoldEnsemble(member, n_splits=5, train_on="all", random_state=0).fit(images[:3])
+    assert len(ensemble.estimators_) == 5 and ensemble.transform(images[:3]).shape == (3, 2)
+    with pytest.raises(ValueError, match="needs at least that many images"):
+        KFoldEnsemble(member, n_splits=5, random_state=0).fit(images[:3])
