@@ -374,21 +374,21 @@ def check_cutouts(X, *, expected_shape, estimator_name, measures):
     ...               measures="measures fluxes").image_shape
     (1, 8, 8)
     """
-    if getattr(X, "ndim", None) == 2 or (not hasattr(X, "ndim") and np.ndim(X) == 2):
-        # before check_images, whose advice for flat rows (image_shape) they do not take
-        raise ValueError(
-            f"{estimator_name} {measures}, so it needs images as (n, H, W) or (n, C, H, W) "
-            "arrays, not flat (n, F) rows."
-        )
-    # these estimators have no nan_policy: their NaN error does not suggest one
-    batches = check_images(
-        X, expected_shape=expected_shape, estimator_name=estimator_name, can_fill=False
+    flat_rows = ValueError(
+        f"{estimator_name} {measures}, so it needs images as (n, H, W) or (n, C, H, W) "
+        "arrays, not flat (n, F) rows."
     )
-    if batches.layout == "flat":
-        raise ValueError(
-            f"{estimator_name} {measures}, so it needs images as (n, H, W) or (n, C, H, W) "
-            "arrays, not flat (n, F) rows."
+    try:
+        # these estimators have no nan_policy: their NaN error does not suggest one
+        batches = check_images(
+            X, expected_shape=expected_shape, estimator_name=estimator_name, can_fill=False
         )
+    except ValueError as exc:
+        if "image_shape" in str(exc):  # the advice for flat rows, a parameter they lack
+            raise flat_rows from exc
+        raise
+    if batches.layout == "flat":
+        raise flat_rows
     return batches
 
 
