@@ -12,10 +12,11 @@ from sklearn.base import (
     TransformerMixin,
     clone,
 )
-from sklearn.model_selection import KFold
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import _is_fitted, _num_samples, check_is_fitted
 
 from skastro._constraints import refuse_bools
@@ -306,7 +307,9 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         y : array-like of shape (n,) or None, default=None
             Passed on to each member's ``fit`` with its training images (members that learn
             without labels ignore it; :class:`~skastro.CondVAEClassifier` uses it only to
-            name its two modes).
+            name its two modes). The folds are then stratified by ``y``, so that every
+            member's training images hold every class (when each class has at least
+            ``n_splits`` images).
 
         Returns
         -------
@@ -333,8 +336,16 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             everything = np.arange(n_samples)
             train_test = [(everything, everything[:0])] * self.n_splits
         else:
-            folds = KFold(self.n_splits, shuffle=self.shuffle, random_state=split_seed)
-            train_test = list(folds.split(np.arange(n_samples)))
+            # with labels, every training fold keeps every class (a member such as
+            # CondVAEClassifier names its two modes from them), when each class can be split
+            stratify = (
+                y is not None
+                and type_of_target(y) in ("binary", "multiclass")
+                and np.unique(y, return_counts=True)[1].min() >= self.n_splits
+            )
+            splitter = StratifiedKFold if stratify else KFold
+            folds = splitter(self.n_splits, shuffle=self.shuffle, random_state=split_seed)
+            train_test = list(folds.split(np.arange(n_samples), y if stratify else None))
         seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_splits)
 
         members = []

@@ -314,3 +314,13 @@ def test_train_on_all_needs_no_more_images_than_members(images):
     assert len(ensemble.estimators_) == 5 and ensemble.transform(images[:3]).shape == (3, 2)
     with pytest.raises(ValueError, match="needs at least that many images"):
         KFoldEnsemble(member, n_splits=5, random_state=0).fit(images[:3])
+
+
+def test_folds_keep_every_class_when_labels_are_given(images):
+    # a catalogue sorted by class: plain folds would train a member on one class only
+    y = np.repeat([0, 1], len(images) // 2)
+    X = images[: len(y)].reshape(len(y), -1)
+    ensemble = KFoldEnsemble(SignedScore(), n_splits=2, shuffle=False, random_state=0).fit(X, y)
+    for fold in ensemble.fold_indices_:
+        training = np.setdiff1d(np.arange(len(y)), fold)
+        assert set(y[training]) == {0, 1}
