@@ -58,8 +58,9 @@ def match_permissions(path, like=None):
         with contextlib.suppress(OSError):
             info = os.stat(like)
     if info is not None and stat.S_ISDIR(info.st_mode) == os.path.isdir(path):
-        with contextlib.suppress(OSError):
-            os.chown(path, -1, info.st_gid)  # only to a group the user belongs to
+        if hasattr(os, "chown"):  # (not on Windows)
+            with contextlib.suppress(OSError):
+                os.chown(path, -1, info.st_gid)  # only to a group the user belongs to
         os.chmod(path, stat.S_IMODE(info.st_mode))
         return
     base = 0o777 if os.path.isdir(path) else 0o666
