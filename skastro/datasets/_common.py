@@ -202,6 +202,27 @@ def describe_file_type(mode):
     return "not a regular file"
 
 
+class PerProcessFile:
+    """Mixin for lazily read arrays holding one open file per process (``_file``, ``_pid``).
+
+    A pickled copy (a worker process, a saved pipeline) carries no handle and opens its own on
+    its first read; :meth:`close` closes the handle of this process.
+    """
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_file"] = state["_pid"] = None
+        return state
+
+    def close(self):
+        """Close the file handle (it is re-opened on the next access)."""
+        if self._file is not None:
+            try:
+                self._file.close()
+            finally:
+                self._file = None
+
+
 def check_regular_file(path):
     """Return ``Path(path)`` if it is a readable regular file, else raise a clear error.
 

@@ -9,10 +9,10 @@ from sklearn.utils import Bunch
 from skastro.datasets._array_protocol import LazyFloat32Array
 from skastro.exceptions import DataLoadError
 
-from ._common import check_regular_file, reading
+from ._common import PerProcessFile, check_regular_file, reading
 
 
-class HDF5Array(LazyFloat32Array):
+class HDF5Array(PerProcessFile, LazyFloat32Array):
     """A read-only, lazily loaded view of an HDF5 image dataset, channels first.
 
     Behaves enough like a numpy array for skastro's estimators and for numpy: ``shape``,
@@ -118,21 +118,6 @@ class HDF5Array(LazyFloat32Array):
             index = np.arange(start, stop, step)
         data = self._convert(self._read_indices(np.asarray(index)))
         return data[(slice(None), *rest)] if rest else data
-
-    # -- pickling: never carry an open file handle --------------------------------------------
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_file"] = None
-        state["_pid"] = None
-        return state
-
-    def close(self):
-        """Close the file handle (it is re-opened on the next access)."""
-        if self._file is not None:
-            try:
-                self._file.close()
-            finally:
-                self._file = None
 
     # -- helpers ------------------------------------------------------------------------------
     def _dataset(self):

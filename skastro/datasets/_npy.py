@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from skastro.datasets._common import check_regular_file
+from skastro.datasets._common import PerProcessFile, check_regular_file
 from skastro.exceptions import DataLoadError
 
 __all__ = ["NpyArray", "npy_header"]
@@ -44,7 +44,7 @@ def npy_header(filename):
         raise DataLoadError(filename, f"not a readable .npy file ({exc})") from exc
 
 
-class NpyArray:
+class NpyArray(PerProcessFile):
     """A read-only view of a plain numeric ``.npy`` file that reads rows on demand.
 
     Rows are read with ordinary file reads into fresh arrays. Unlike a ``np.memmap``, the
@@ -111,19 +111,6 @@ class NpyArray:
     def __array__(self, dtype=None, copy=None):
         out = self[:]
         return out if dtype is None else out.astype(dtype, copy=False)
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_file"] = state["_pid"] = None  # a copy re-opens the file
-        return state
-
-    def close(self):
-        """Close the file handle (it is re-opened on the next access)."""
-        if self._file is not None:
-            try:
-                self._file.close()
-            finally:
-                self._file = None
 
     def __del__(self):
         # a file object collected while open is a ResourceWarning in the user's output
