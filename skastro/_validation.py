@@ -254,6 +254,7 @@ def check_images(
     estimator_name="estimator",
     scan_lazy=False,
     can_fill=True,
+    refuse_flat=None,
 ):
     """Validate images and return an :class:`ImageBatches` view of them.
 
@@ -274,6 +275,9 @@ def check_images(
         batch as they are read.
     can_fill : bool
         Whether the estimator offers ``nan_policy="fill"``, which the NaN error then suggests.
+    refuse_flat : str or None
+        The error message for flat ``(n, F)`` rows, for estimators that need an image layout
+        (None: flat rows are reshaped to images).
 
     Returns
     -------
@@ -304,6 +308,8 @@ def check_images(
                 f"Found array with 0 feature(s) (shape={tuple(X.shape)}) while a minimum of 1 "
                 f"is required by {estimator_name}."
             )
+        if refuse_flat is not None:
+            raise ValueError(refuse_flat)
         if expected_shape is not None and image_shape is None:
             if n_features != math.prod(expected_shape):
                 raise ValueError(
@@ -374,22 +380,17 @@ def check_cutouts(X, *, expected_shape, estimator_name, measures):
     ...               measures="measures fluxes").image_shape
     (1, 8, 8)
     """
-    flat_rows = ValueError(
-        f"{estimator_name} {measures}, so it needs images as (n, H, W) or (n, C, H, W) "
-        "arrays, not flat (n, F) rows."
+    # these estimators have no nan_policy: their NaN error does not suggest one
+    return check_images(
+        X,
+        expected_shape=expected_shape,
+        estimator_name=estimator_name,
+        can_fill=False,
+        refuse_flat=(
+            f"{estimator_name} {measures}, so it needs images as (n, H, W) or (n, C, H, W) "
+            "arrays, not flat (n, F) rows."
+        ),
     )
-    try:
-        # these estimators have no nan_policy: their NaN error does not suggest one
-        batches = check_images(
-            X, expected_shape=expected_shape, estimator_name=estimator_name, can_fill=False
-        )
-    except ValueError as exc:
-        if "image_shape" in str(exc):  # the advice for flat rows, a parameter they lack
-            raise flat_rows from exc
-        raise
-    if batches.layout == "flat":
-        raise flat_rows
-    return batches
 
 
 def check_input_scale(data, mean, std, estimator_name="estimator"):
@@ -442,6 +443,10 @@ def check_input_scale(data, mean, std, estimator_name="estimator"):
         )
 
 
+# projections that lay out neighbourhoods, which an embedding without spread does not have
+_NEIGHBOUR_PROJECTIONS = {"tsne": "t-SNE", "umap": "UMAP"}
+
+
 def check_spread(Z, method):
     """Refuse an embedding whose rows are all equal before a neighbour-based projection.
 
@@ -449,18 +454,25 @@ def check_spread(Z, method):
     process on NaN when there is none; UMAP finds no neighbourhoods. A collapsed model gives
     such embeddings, so say so.
 
+    ``method`` is the projection's name; other projections than ``"tsne"`` and ``"umap"``
+    are not checked.
+
     Examples
     --------
-    >>> check_spread(np.eye(3), "t-SNE")
-    >>> check_spread(np.ones((4, 2)), "t-SNE")
+    >>> check_spread(np.eye(3), "tsne")
+    >>> check_spread(np.ones((4, 2)), "pca")
+    >>> check_spread(np.ones((4, 2)), "tsne")
     Traceback (most recent call last):
     ...
     ValueError: every row of the embedding is the same, so t-SNE has nothing to lay out; ...
     """
+    name = _NEIGHBOUR_PROJECTIONS.get(method) if isinstance(method, str) else None
+    if name is None:
+        return
     Z = np.asarray(Z)
     if len(Z) and not (Z != Z[:1]).any():
         raise ValueError(
-            f"every row of the embedding is the same, so {method} has nothing to lay out; "
+            f"every row of the embedding is the same, so {name} has nothing to lay out; "
             "the model may have collapsed (check its training loss), or use method='pca'"
         )
 

@@ -182,8 +182,7 @@ def project(
         return np.ascontiguousarray(embedding[:, :n_dims])
     if n_samples <= n_dims:
         raise ValueError(f"need more than {n_dims} points to project, got {n_samples}")
-    if method in ("tsne", "umap"):
-        check_spread(embedding, "t-SNE" if method == "tsne" else "UMAP")
+    check_spread(embedding, method)
     if method == "pca":
         from sklearn.decomposition import PCA
 

@@ -15,8 +15,7 @@ def _reduce_to_2d(Z, method, random_state):
         from sklearn.decomposition import PCA
 
         return PCA(n_components=2, random_state=random_state).fit_transform(Z)
-    if method in ("tsne", "umap"):
-        check_spread(Z, "t-SNE" if method == "tsne" else "UMAP")
+    check_spread(Z, method)
     if method == "tsne":
         from sklearn.manifold import TSNE
 
