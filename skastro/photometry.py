@@ -100,14 +100,18 @@ def sky_noise(X, *, border=8):
     True
     """
     X = _as_cubes(X)
+    factor = unit_scale(X)  # exact; 1 for images in the usual range of values
+    return _sky_noise(X * factor, border) / factor[..., 0, 0]
+
+
+def _sky_noise(X, border):
+    """:func:`sky_noise` of ``(n, C, H, W)`` images already brought to a safe scale."""
     if not (1 <= border and 2 * border < X.shape[2]):
         raise ValueError(
             f"border={border} rows at the top and at the bottom need images taller than "
             f"{2 * border} pixels, got height {X.shape[2]}; pass a border between 1 and "
             f"{(X.shape[2] - 1) // 2}."
         )
-    factor = unit_scale(X)
-    X = X * factor  # exact; 1 for images in the usual range of values
     frame = np.concatenate(
         [
             X[..., :border, :].reshape(*X.shape[:2], -1),
@@ -116,8 +120,7 @@ def sky_noise(X, *, border=8):
         axis=-1,
     ).astype(np.float64)
     median = np.median(frame, axis=-1, keepdims=True)
-    sigma = _MAD_TO_SIGMA * np.median(np.abs(frame - median), axis=-1) + _TINY
-    return sigma / factor[..., 0, 0]
+    return _MAD_TO_SIGMA * np.median(np.abs(frame - median), axis=-1) + _TINY
 
 
 def aperture_snr(X, *, radius=6.0, band=0, border=8):
@@ -158,7 +161,7 @@ def aperture_snr(X, *, radius=6.0, band=0, border=8):
         raise ValueError(f"radius must be a positive number of pixels, got {radius!r}")
     inside = _centre_distance(X.shape[-2:]) <= radius
     flux = X[:, band][:, inside].astype(np.float64).sum(axis=1)
-    return flux / (sky_noise(X, border=border)[:, band] * np.sqrt(inside.sum()))
+    return flux / (_sky_noise(X, border)[:, band] * np.sqrt(inside.sum()))
 
 
 def flux_fractions(X, radii, *, total_radius, band=0):

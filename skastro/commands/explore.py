@@ -124,11 +124,12 @@ def align_metadata(frame, ids):
         if str(column).lower() not in _ID_COLUMNS:
             continue
         keys = frame[column].astype(str)
-        if set(ids) <= set(keys):
+        present = set(keys)
+        if set(ids) <= present:
             return (
                 frame.drop_duplicates(subset=column).set_index(keys).loc[ids].reset_index(drop=True)
             )
-        unmatched = unmatched or (column, [i for i in ids if i not in set(keys)])
+        unmatched = unmatched or (column, [i for i in ids if i not in present])
     if unmatched is not None:
         # rows taken in order would put one object's catalogue values on another's image
         column, missing = unmatched

@@ -465,7 +465,6 @@ def run(args):
 
 
 def _fit(args, guard):
-
     cls = resolve_model(args.model)
     params = parse_params(args.param, cls)
     if args.device is not None:

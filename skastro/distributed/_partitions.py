@@ -160,7 +160,7 @@ def plan_partitions(path, partition_size, *, key="images", id_key=None):
     from skastro.datasets._common import list_files
 
     suffixes = {"FITS": FITS_SUFFIXES, "images": IMAGE_SUFFIXES, "SDSS npy": (".npy",)}[kind]
-    files = [f for f in list_files(path, suffixes, kind) if not f.name.startswith(".")]
+    files = list_files(path, suffixes, kind)  # (hidden files left out)
     rows = [_sdss_rows(f) for f in files] if kind == "SDSS npy" else [1] * len(files)
     id_type = "string"
     for f in files:

@@ -124,6 +124,13 @@ def _labels_two_classes(self):
     return hasattr(template, "decision_function") and hasattr(template, "predict_proba")
 
 
+def _positive_int(value, name):
+    """``value`` if it is a positive int (not a bool) read from a model file, else an error."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"'{name}' must be a positive int, got {value!r}")
+    return value
+
+
 def _check_input(X):
     if sp.issparse(X):
         raise TypeError(
@@ -609,9 +616,7 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         folds = [np.asarray(fold) for fold in folds]
         if any(fold.ndim != 1 or (fold.size and fold.dtype.kind not in "iu") for fold in folds):
             raise ValueError("'fold_indices_' must hold 1-D integer arrays")
-        n_out = state["_n_features_out"]
-        if isinstance(n_out, bool) or not isinstance(n_out, int) or n_out < 1:
-            raise ValueError(f"'_n_features_out' must be a positive int, got {n_out!r}")
+        n_out = _positive_int(state["_n_features_out"], "_n_features_out")
         n = len(members)
         shapes = {
             "centers_": (n, None),
@@ -660,10 +665,7 @@ class KFoldEnsemble(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         for name, value in arrays.items():
             setattr(self, name, value)
         if "n_features_in_" in state:
-            n_in = state["n_features_in_"]
-            if isinstance(n_in, bool) or not isinstance(n_in, int) or n_in < 1:
-                raise ValueError(f"'n_features_in_' must be a positive int, got {n_in!r}")
-            self.n_features_in_ = n_in
+            self.n_features_in_ = _positive_int(state["n_features_in_"], "n_features_in_")
         if "signs_" in state:
             classes = np.asarray(state.get("classes_"))
             threshold = float(state.get("threshold_", np.nan))
